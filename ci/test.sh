@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: set up .venv if needed, then run the whole test suite on the CPU.
+# Real-data tests run when MODEKIT_DATA points at a data directory (CI: ../shared/data).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/ci/setup.sh"
+cd "$root"
+export MODEKIT_FAST=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
+python -m pytest tests "$@"

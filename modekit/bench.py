@@ -1,0 +1,137 @@
+"""Train-step throughput at the reference shape (architecture.md): samples per second.
+
+Shape: 54 features, expert hidden 128, 7 classes, 4 experts, batch 2048 (Covertype-like).
+Measured: the ModuleList reference loop, stacked experts, and populations of K = 16 and K = 64
+models trained vectorised (vmap over stacked parameters) and one by one. Each figure follows
+warm-up steps and is timed with device synchronisation.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+
+import torch
+from torch.func import stack_module_state
+
+from .config import ModelConfig, TrainConfig
+from .losses import moe_objective
+from .nn import build_model
+from .population import vectorised_functions
+from .train import autocast, make_optimizer, resolve_device
+
+BENCH_SHAPE = {"n_features": 54, "expert_hidden": 128, "expert_out": 128, "n_classes": 7, "n_experts": 4}
+BENCH_BATCH = 2048
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step, device, warmup: int, repeats: int) -> float:
+    """Seconds per call of `step`, after warm-up, with device sync around the timed block."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def _single_model_step(model, device, batch):
+    optimizer = make_optimizer(model.parameters(), TrainConfig(), device)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, BENCH_SHAPE["n_features"], generator=generator).to(device)
+    y = torch.randint(0, BENCH_SHAPE["n_classes"], (batch,), generator=generator).to(device)
+
+    def step():
+        with autocast(device):
+            out = model(x)
+        total, _, _ = moe_objective(out, y, 0.1, 0.0)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    return step
+
+
+def _population_steps(k: int, device, batch):
+    """(vectorised step, one-by-one step) for a population of k models; each call trains all k once."""
+    config = ModelConfig(**BENCH_SHAPE)
+    models = [build_model(config, seed).to(device) for seed in range(k)]
+    params, buffers = stack_module_state(models)
+    template = copy.deepcopy(models[0]).to("meta")
+    batched_step, _ = vectorised_functions(template, 0.0)
+    optimizer = make_optimizer(list(params.values()), TrainConfig(), device)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(k, batch, BENCH_SHAPE["n_features"], generator=generator).to(device)
+    y = torch.randint(0, BENCH_SHAPE["n_classes"], (k, batch), generator=generator).to(device)
+    alphas = torch.full((k,), 0.1, device=device)
+
+    def vectorised():
+        with autocast(device):
+            total, _ = batched_step(params, buffers, x, y, alphas)
+        optimizer.zero_grad(set_to_none=True)
+        total.sum().backward()
+        optimizer.step()
+
+    singles = [_single_model_step(model, device, batch) for model in models]
+
+    def one_by_one():
+        for step in singles:
+            step()
+
+    return vectorised, one_by_one
+
+
+def run_bench(device: str = "auto", populations=(16, 64), batch: int = BENCH_BATCH, repeats: int | None = None) -> dict:
+    """Measure every configuration; returns a JSON-ready dict of samples/s and ratios."""
+    dev = resolve_device(device)
+    fast = dev.type == "cuda"
+    repeats = repeats or (50 if fast else 5)
+    warmup = 10 if fast else 2
+    config = ModelConfig(**BENCH_SHAPE)
+    stacked = build_model(config, 0).to(dev)
+    reference = build_model(config, 0, reference=True).to(dev)
+    rows = {}
+    seconds = _timed(_single_model_step(reference, dev, batch), dev, warmup, repeats)
+    rows["reference_loop"] = batch / seconds
+    seconds = _timed(_single_model_step(stacked, dev, batch), dev, warmup, repeats)
+    rows["stacked"] = batch / seconds
+    for k in populations:
+        vectorised, one_by_one = _population_steps(k, dev, batch)
+        pop_repeats = max(2, repeats // 4) if not fast else repeats
+        rows[f"population_k{k}_vectorised"] = k * batch / _timed(vectorised, dev, warmup, pop_repeats)
+        rows[f"population_k{k}_one_by_one"] = k * batch / _timed(one_by_one, dev, 1, pop_repeats)
+    ratios = {"stacked_over_reference": rows["stacked"] / rows["reference_loop"]}
+    for k in populations:
+        ratios[f"k{k}_vectorised_over_one_by_one"] = rows[f"population_k{k}_vectorised"] / rows[f"population_k{k}_one_by_one"]
+    return {
+        "device": device_name(dev),
+        "torch": torch.__version__,
+        "batch": batch,
+        "shape": BENCH_SHAPE,
+        "samples_per_second": {k: round(v, 1) for k, v in rows.items()},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+    }
+
+
+def format_bench(report: dict) -> str:
+    lines = [f"device: {report['device']}  torch {report['torch']}  batch {report['batch']}", ""]
+    lines.append(f"{'configuration':<34} {'samples/s':>14}")
+    for name, value in report["samples_per_second"].items():
+        lines.append(f"{name:<34} {value:>14,.0f}")
+    lines.append("")
+    for name, value in report["ratios"].items():
+        lines.append(f"{name:<34} {value:>13.2f}x")
+    return "\n".join(lines)

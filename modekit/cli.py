@@ -1,0 +1,181 @@
+"""Command line: `python -m modekit {train,sweep,bench,reproduce} ...`.
+
+A user's mistake (bad option, unknown dataset, impossible value) exits with code 2 and one line on
+stderr naming the argument, the value and what is allowed, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import data as datasets
+from .config import DEVICES, GATES, ModelConfig, TrainConfig
+
+
+class UsageError(Exception):
+    """A user's mistake: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+def _add_model_and_training(parser: argparse.ArgumentParser, alpha: bool = True) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset name (see `python -m modekit data list`)")
+    if alpha:
+        parser.add_argument("--alpha", type=float, default=0.0, help="MoDE distillation strength (0 = plain MoE)")
+    parser.add_argument("--experts", type=int, default=4, help="number of experts E")
+    parser.add_argument("--gate", choices=GATES, default="dense")
+    parser.add_argument("--top-k", type=int, default=2, help="experts per sample for --gate topk")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0 = off)")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="modekit", description="MoE / MoDE / OneS teaching and reproduction kit")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train one MoE / MoDE model")
+    _add_model_and_training(train)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    sweep = commands.add_parser("sweep", help="train an alpha x seed population")
+    _add_model_and_training(sweep, alpha=False)
+    sweep.add_argument("--alphas", type=_float_list, default=[0.0, 0.01, 0.1, 1.0])
+    sweep.add_argument("--seeds", type=_int_list, default=[0, 1, 2])
+    sweep.add_argument("--vectorise", choices=("auto", "yes", "no"), default="auto")
+    sweep.add_argument("--out", type=Path, help="write the tidy results table as CSV (never overwrites)")
+
+    bench = commands.add_parser("bench", help="train-step throughput at the reference shape")
+    bench.add_argument("--device", choices=DEVICES, default="auto")
+    bench.add_argument("--json", action="store_true")
+
+    reproduce = commands.add_parser("reproduce", help="MoE vs MoDE on the embedded data, paired by seed")
+    reproduce.add_argument("--datasets", default="subtasks,wine,breast_cancer,digits")
+    reproduce.add_argument("--seeds", type=_int_list, default=[0, 1, 2])
+    reproduce.add_argument("--epochs", type=int, default=60)
+    reproduce.add_argument("--device", choices=DEVICES, default="auto")
+    reproduce.add_argument("--out", type=Path, help="write the results table as CSV (never overwrites)")
+    return parser
+
+
+def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
+    model = ModelConfig(n_experts=args.experts, gate=args.gate, top_k=args.top_k)
+    training = TrainConfig(
+        alpha=alpha,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=seed,
+        device=args.device,
+        progress=sys.stderr.isatty(),
+    )
+    return model, training
+
+
+def _load(name: str, seed: int = 0):
+    return datasets.load(name, seed=seed)
+
+
+def _check_new_file(path: Path | None) -> None:
+    if path is not None and path.exists():
+        raise UsageError(f"--out {path}: the file exists; choose a new name (modekit never overwrites results)")
+
+
+def cmd_train(args) -> int:
+    model_config, train_config = _configs(args, args.alpha, args.seed)
+    from .train import train
+
+    result = train(_load(args.dataset, args.seed), model_config, train_config)
+    summary = {"dataset": args.dataset, **result.summary()}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>15}: {value}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    _check_new_file(args.out)
+    from .population import summarise, sweep_configs, train_population
+    from .train import results_frame
+
+    model_config, base = _configs(args, 0.0, 0)
+    data = _load(args.dataset)
+    configs = sweep_configs(base, args.alphas, args.seeds)
+    vectorise = {"auto": "auto", "yes": True, "no": False}[args.vectorise]
+    results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty())
+    table = results_frame(results, dataset=data.name)
+    print(f"{data.name}: test accuracy per alpha over seeds {args.seeds}")
+    for row in summarise(table).itertuples():
+        print(f"  alpha={row.alpha:<8g} {100 * row.mean:6.2f} +- {100 * (row.std if row.count > 1 else 0):.2f} %  (n={row.count})")
+    if args.out:
+        table.to_csv(args.out, index=False)
+        print(f"results: {args.out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import format_bench, run_bench
+
+    report = run_bench(args.device)
+    print(json.dumps(report) if args.json else format_bench(report))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    _check_new_file(args.out)
+    from .compare import compare_moe_mode, format_summary, summarise_comparison
+
+    names = [n for n in args.datasets.split(",") if n]
+    for name in names:
+        if name not in datasets.available():
+            raise ValueError(f"dataset={name!r} is not available: choose one of {', '.join(datasets.available())}")
+    base = TrainConfig(epochs=args.epochs, device=args.device, progress=False)
+    results = compare_moe_mode(names, args.seeds, train_config=base, progress=sys.stderr.isatty())
+    print(f"MoE vs MoDE (alpha chosen on validation), test accuracy % over seeds {args.seeds}\n")
+    print(format_summary(summarise_comparison(results)))
+    if args.out:
+        results.to_csv(args.out, index=False)
+        print(f"\nresults: {args.out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "reproduce": cmd_reproduce}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # configs and loaders name the argument, the value and what is allowed
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,105 @@
+"""Dataclass configs for models and training, validated on construction.
+
+Every field carries a why-comment. Values marked (paper) come from the MoDE / OneS papers as far as
+our summaries tell; values marked (ours) are defaults we chose where the papers are silent
+(see docs/method.md in the shared folder and the README's "Paper values vs our defaults").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+GATES = ("dense", "topk")
+DISTILL_AMONG = ("all", "active")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _fail(field: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{field}={value!r} is not allowed: {field} must be {allowed}")
+
+
+def _check_int(field: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(field, value, f"an integer >= {minimum}")
+
+
+def _check_positive(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        _fail(field, value, "a number > 0")
+
+
+def _check_non_negative(field: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        _fail(field, value, "a finite number >= 0")
+
+
+def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        _fail(field, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+class _Config:
+    """Shared helpers: `replace` re-validates, `to_dict` for JSON and tables."""
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Shape of an MoE / MoDE model. The same MoE layer serves tabular, CNN and transformer backbones."""
+
+    n_features: int = 8  # input width d_in (set from the dataset)
+    n_classes: int = 2  # output classes (set from the dataset)
+    n_experts: int = 4  # E; the papers use 2 for probing, 4+ elsewhere (ours: 4)
+    expert_hidden: int = 64  # hidden width inside each expert MLP (ours)
+    expert_out: int = 64  # width p of each expert's output e_i(x), the space MoDE distils in (ours)
+    gate: str = "dense"  # "dense" softmax gate (papers' DMoE) or "topk" noisy top-k gate (SMoE)
+    top_k: int = 2  # experts kept per sample by the "topk" gate; k = 1 and k = 2 both work
+    distill_among: str = "all"  # MoDE pairs: "all" experts (default) or only the "active" ones per sample
+    tower_hidden: int = 0  # 0: tower = one linear layer after the MoE; >0: an extra hidden layer (ours)
+
+    def __post_init__(self):
+        _check_int("n_features", self.n_features, 1)
+        _check_int("n_classes", self.n_classes, 2)
+        _check_int("n_experts", self.n_experts, 1)
+        _check_int("expert_hidden", self.expert_hidden, 1)
+        _check_int("expert_out", self.expert_out, 1)
+        _check_choice("gate", self.gate, GATES)
+        _check_int("top_k", self.top_k, 1)
+        if self.gate == "topk" and self.top_k > self.n_experts:
+            _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
+        _check_choice("distill_among", self.distill_among, DISTILL_AMONG)
+        _check_int("tower_hidden", self.tower_hidden, 0)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How one model is trained. alpha = 0 is plain MoE; alpha > 0 is MoDE."""
+
+    alpha: float = 0.0  # MoDE distillation strength in L = L_task + alpha * L_KD (paper: 0.01-0.1 tabular, 1 NLP, 10 CV)
+    balance_coef: float = 1e-2  # load-balancing auxiliary loss weight, top-k gates only (Switch/Shazeer convention)
+    epochs: int = 60  # maximum epochs (ours)
+    batch_size: int = 128  # samples per step (ours)
+    lr: float = 3e-3  # Adam learning rate (ours)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW); 0 = plain Adam
+    patience: int = 10  # early stopping: epochs without a better validation accuracy before stopping; 0 = off
+    seed: int = 0  # the only source of randomness: init, shuffling, gate noise
+    device: str = "auto"  # "auto" picks CUDA when available, else CPU
+    progress: bool = True  # tqdm progress bar over epochs
+
+    def __post_init__(self):
+        _check_non_negative("alpha", self.alpha)
+        _check_non_negative("balance_coef", self.balance_coef)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_positive("lr", self.lr)
+        _check_non_negative("weight_decay", self.weight_decay)
+        _check_int("patience", self.patience, 0)
+        _check_int("seed", self.seed, 0)
+        _check_choice("device", self.device, DEVICES)

@@ -1,0 +1,56 @@
+"""Synthetic data with a hidden sub-task label: the setting in which MoE's "narrow vision" shows.
+
+Each sample belongs to sub-task s (0 or 1). Feature 0 is a routing cue (its mean is -sep for
+sub-task 0 and +sep for sub-task 1), so a gate can learn who is who. The label follows a different
+rule per sub-task: a linear rule on a block of features, the two blocks sharing `shared` features on
+which the rules disagree (so one linear model cannot solve both sub-tasks at once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def make_subtasks(
+    n_samples: int = 4000,
+    n_features: int = 8,
+    imbalance: float = 0.5,
+    noise: float = 0.05,
+    shared: int = 2,
+    separation: float = 2.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (X, y, subtask): X (n, d) float32, binary y, subtask in {0, 1}.
+
+    imbalance: share of samples in sub-task 0 (0.5 = balanced; 0.9 = sub-task 1 is rare).
+    noise: probability that a label is flipped.  shared: rule features the sub-tasks share.
+    """
+    if not isinstance(n_samples, int) or n_samples < 20:
+        raise ValueError(f"n_samples={n_samples!r} is not allowed: n_samples must be an integer >= 20")
+    if not isinstance(n_features, int) or n_features < 2:
+        raise ValueError(f"n_features={n_features!r} is not allowed: n_features must be an integer >= 2")
+    if not 0.0 < imbalance < 1.0:
+        raise ValueError(f"imbalance={imbalance!r} is not allowed: imbalance must be strictly between 0 and 1")
+    if not 0.0 <= noise < 0.5:
+        raise ValueError(f"noise={noise!r} is not allowed: noise must be in [0, 0.5)")
+    rule_features = n_features - 1
+    if not isinstance(shared, int) or not 1 <= shared <= rule_features:
+        raise ValueError(f"shared={shared!r} is not allowed: shared must be an integer in [1, n_features - 1]")
+    rng = np.random.default_rng(seed)
+    subtask = (rng.random(n_samples) >= imbalance).astype(np.int64)
+    X = rng.standard_normal((n_samples, n_features))
+    # feature 0: the routing cue, -sep for sub-task 0, +sep for sub-task 1
+    X[:, 0] += np.where(subtask == 1, separation, -separation)
+    # rule blocks F0 = [1, 1+m), F1 = [1+m-shared, 1+2m-shared): they overlap on `shared` features
+    block = (rule_features + shared) // 2
+    first = np.arange(1, 1 + block)
+    second = np.arange(1 + block - shared, 1 + 2 * block - shared)
+    w_first = rng.standard_normal(block)
+    w_second = rng.standard_normal(block)
+    # the sub-tasks disagree on the shared features: w1 = -w0 there
+    w_second[:shared] = -w_first[block - shared:]
+    score = np.where(subtask == 0, X[:, first] @ w_first, X[:, second] @ w_second)
+    y = (score > 0).astype(np.int64)
+    flip = rng.random(n_samples) < noise
+    y[flip] = 1 - y[flip]
+    return X.astype(np.float32), y, subtask

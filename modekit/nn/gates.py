@@ -1,0 +1,75 @@
+"""Gates: who gets which sample. Axis legend: n samples (or tokens), e experts.
+
+Both gates return `GateOutput`: the weights g(x) (n, e) used to mix the experts, which experts are
+active per sample (all of them for the dense gate), and the load-balancing auxiliary loss.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GateOutput(NamedTuple):
+    weights: torch.Tensor  # (n, e), rows sum to 1
+    active: torch.Tensor  # (n, e) bool, experts that receive the sample
+    balance_loss: torch.Tensor  # scalar
+
+
+class DenseGate(nn.Module):
+    """The papers' DMoE gate: g(x) = softmax(x W_g); every expert runs on every sample."""
+
+    def __init__(self, d_in: int, n_experts: int):
+        super().__init__()
+        self.proj = nn.Linear(d_in, n_experts)
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> GateOutput:
+        # g(x) = softmax(x W_g + b_g)
+        weights = torch.softmax(self.proj(x), dim=-1)
+        active = torch.ones_like(weights, dtype=torch.bool)
+        return GateOutput(weights, active, weights.new_zeros(()))
+
+
+class NoisyTopKGate(nn.Module):
+    """Noisy top-k gating (Shazeer et al. 2017) with the Switch-Transformer load-balancing loss."""
+
+    def __init__(self, d_in: int, n_experts: int, top_k: int):
+        super().__init__()
+        self.top_k = top_k
+        self.proj = nn.Linear(d_in, n_experts, bias=False)
+        self.noise_proj = nn.Linear(d_in, n_experts, bias=False)
+        # Shazeer et al. start from zero gate weights: routing begins uniform and noise-driven.
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.noise_proj.weight)
+
+    def forward(self, x: torch.Tensor, sample_mask: torch.Tensor | None = None) -> GateOutput:
+        logits = self.proj(x)
+        if self.training:
+            # H(x) = x W_g + N(0, 1) * softplus(x W_noise), noise during training only
+            logits = logits + torch.randn_like(logits) * F.softplus(self.noise_proj(x))
+        top_values, top_index = logits.topk(self.top_k, dim=-1)
+        # g(x) = softmax(KeepTopK(H(x), k)): zero outside the top k
+        weights = torch.zeros_like(logits).scatter(-1, top_index, torch.softmax(top_values, dim=-1))
+        active = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top_index, True)
+        return GateOutput(weights, active, self.balance_loss(logits, active, sample_mask))
+
+    def balance_loss(self, logits: torch.Tensor, active: torch.Tensor, sample_mask: torch.Tensor | None):
+        """L_balance = E * sum_i f_i * P_i; f_i = share of routed slots going to expert i,
+        P_i = mean router probability of expert i. Equals 1 when routing is perfectly uniform."""
+        n_experts = logits.shape[-1]
+        keep = torch.ones_like(logits[:, 0]) if sample_mask is None else sample_mask.to(logits.dtype)
+        n_kept = keep.sum().clamp_min(1.0)
+        dispatch_share = (active.to(logits.dtype) * keep[:, None]).sum(0) / (n_kept * self.top_k)
+        router_prob = (torch.softmax(logits, dim=-1) * keep[:, None]).sum(0) / n_kept
+        return n_experts * (dispatch_share * router_prob).sum()
+
+
+def make_gate(kind: str, d_in: int, n_experts: int, top_k: int) -> nn.Module:
+    if kind == "dense":
+        return DenseGate(d_in, n_experts)
+    if kind == "topk":
+        return NoisyTopKGate(d_in, n_experts, top_k)
+    raise ValueError(f"gate={kind!r} is not allowed: gate must be 'dense' or 'topk'")

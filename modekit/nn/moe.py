@@ -1,0 +1,70 @@
+"""The MoE / MoDE layer: h(x) = sum_i g_i(x) e_i(x), plus the MoDE distillation term.
+
+The layer is backbone-agnostic: it takes (..., d) inputs (samples for tabular data, tokens for a
+transformer) and an optional mask of which positions are real (padding excluded), and returns the
+mixed output with the losses a training loop needs. Axis legend: n positions, e experts, p output.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..losses import mutual_distillation_loss
+from .experts import ExpertStack, ReferenceExperts
+from .gates import make_gate
+
+
+class MoEOutput(NamedTuple):
+    output: torch.Tensor  # (..., p) gate-weighted mix of the experts
+    gate_weights: torch.Tensor  # (..., e)
+    distillation_loss: torch.Tensor  # scalar L_KD among the experts' outputs (before gating)
+    balance_loss: torch.Tensor  # scalar load-balancing loss (0 for the dense gate)
+
+
+class MoELayer(nn.Module):
+    """E experts and a gate. `reference=True` swaps in the plain ModuleList experts (for tests)."""
+
+    def __init__(
+        self,
+        d_in: int,
+        d_hidden: int,
+        d_out: int,
+        n_experts: int,
+        gate: str = "dense",
+        top_k: int = 2,
+        distill_among: str = "all",
+        reference: bool = False,
+    ):
+        super().__init__()
+        if distill_among not in ("all", "active"):
+            raise ValueError(f"distill_among={distill_among!r} is not allowed: must be 'all' or 'active'")
+        self.gate = make_gate(gate, d_in, n_experts, top_k)
+        expert_class = ReferenceExperts if reference else ExpertStack
+        self.experts = expert_class(n_experts, d_in, d_hidden, d_out)
+        self.distill_among = distill_among
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MoEOutput:
+        leading = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        flat_mask = None if mask is None else mask.reshape(-1)
+        gate = self.gate(flat, flat_mask)
+        expert_outputs = self.experts(flat)  # (e, n, p)
+        # h(x) = sum_i g_i(x) e_i(x)
+        # (a broadcast multiply-sum: einsum would lower this to a bmm over n tiny matrices, slow on CPU)
+        mixed = (gate.weights.T.to(expert_outputs.dtype).unsqueeze(-1) * expert_outputs).sum(0)
+        among = gate.active if self.distill_among == "active" else None
+        distillation = mutual_distillation_loss(expert_outputs, among, flat_mask)
+        return MoEOutput(
+            mixed.reshape(*leading, -1),
+            gate.weights.reshape(*leading, -1),
+            distillation,
+            gate.balance_loss,
+        )
+
+    @torch.no_grad()
+    def expert_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every expert's output e_i(x) before gating, (e, n, p), for probing and analysis."""
+        return self.experts(x.reshape(-1, x.shape[-1]))

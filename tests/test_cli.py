@@ -1,0 +1,55 @@
+"""The command line: JSON output, exit code 2 with one line for a user's mistakes, no overwrites."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "modekit", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_train_json():
+    out = run("train", "--dataset", "wine", "--alpha", "0.05", "--epochs", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("dataset", "alpha", "experts", "gate", "seed", "device", "epochs_run", "train_seconds", "val_accuracy", "test_accuracy"):
+        assert key in report
+    assert report["dataset"] == "wine" and report["alpha"] == 0.05 and report["epochs_run"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "nope"], "dataset='nope' is not available: choose one of"),
+        (["train", "--dataset", "wine", "--alpha", "-1"], "alpha=-1.0 is not allowed"),
+        (["train", "--dataset", "wine", "--gate", "sparse"], "invalid choice: 'sparse'"),
+        (["train", "--dataset", "wine", "--gate", "topk", "--top-k", "9"], "top_k=9 is not allowed"),
+        (["train", "--dataset", "wine", "--epochs", "0"], "epochs=0 is not allowed"),
+        (["train", "--dataset", "wine", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["sweep", "--dataset", "wine", "--alphas", "0,x"], "'0,x' is not a comma-separated list of numbers"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_sweep_prints_per_alpha_and_never_overwrites(tmp_path):
+    target = tmp_path / "results.csv"
+    out = run("sweep", "--dataset", "wine", "--alphas", "0,0.1", "--seeds", "0,1", "--epochs", "2", "--out", str(target))
+    assert out.returncode == 0, out.stderr
+    assert "alpha=0 " in out.stdout and "alpha=0.1" in out.stdout
+    import pandas as pd
+
+    table = pd.read_csv(target)
+    assert len(table) == 4 and set(table.alpha) == {0.0, 0.1}
+    before = target.read_text()
+    again = run("sweep", "--dataset", "wine", "--alphas", "0", "--seeds", "0", "--epochs", "1", "--out", str(target))
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert target.read_text() == before
