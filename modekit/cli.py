@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_model_and_training(parser: argparse.ArgumentParser, alpha: bool = True) -> None:
-    parser.add_argument("--dataset", required=True, help="dataset name (see `python -m modekit data list`)")
+    parser.add_argument("--dataset", required=True, help="dataset name (see `python -m modekit data list`) or csv:PATH")
+    parser.add_argument("--target", help="label column, for --dataset csv:PATH")
     if alpha:
         parser.add_argument("--alpha", type=float, default=0.0, help="MoDE distillation strength (0 = plain MoE)")
     parser.add_argument("--experts", type=int, default=4, help="number of experts E")
@@ -67,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=_int_list, default=[0, 1, 2])
     sweep.add_argument("--vectorise", choices=("auto", "yes", "no"), default="auto")
     sweep.add_argument("--out", type=Path, help="write the tidy results table as CSV (never overwrites)")
+
+    data = commands.add_parser("data", help="list or fetch datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    listing = data_commands.add_parser("list", help="every dataset, its size and whether its files are present")
+    listing.add_argument("--json", action="store_true")
+    fetch = data_commands.add_parser("fetch", help="download a dataset's files from its public source")
+    fetch.add_argument("name")
 
     bench = commands.add_parser("bench", help="train-step throughput at the reference shape")
     bench.add_argument("--device", choices=DEVICES, default="auto")
@@ -96,8 +105,14 @@ def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
     return model, training
 
 
-def _load(name: str, seed: int = 0):
-    return datasets.load(name, seed=seed)
+def _load(args, seed: int = 0):
+    if args.dataset.startswith("csv:"):
+        if not args.target:
+            raise UsageError(f"--dataset {args.dataset} needs --target COLUMN (the label column)")
+        return datasets.load(args.dataset, seed=seed, target=args.target)
+    if args.target:
+        raise UsageError("--target is only for --dataset csv:PATH")
+    return datasets.load(args.dataset, seed=seed)
 
 
 def _check_new_file(path: Path | None) -> None:
@@ -109,7 +124,7 @@ def cmd_train(args) -> int:
     model_config, train_config = _configs(args, args.alpha, args.seed)
     from .train import train
 
-    result = train(_load(args.dataset, args.seed), model_config, train_config)
+    result = train(_load(args, args.seed), model_config, train_config)
     summary = {"dataset": args.dataset, **result.summary()}
     if args.json:
         print(json.dumps(summary))
@@ -125,7 +140,7 @@ def cmd_sweep(args) -> int:
     from .train import results_frame
 
     model_config, base = _configs(args, 0.0, 0)
-    data = _load(args.dataset)
+    data = _load(args)
     configs = sweep_configs(base, args.alphas, args.seeds)
     vectorise = {"auto": "auto", "yes": True, "no": False}[args.vectorise]
     results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty())
@@ -136,6 +151,22 @@ def cmd_sweep(args) -> int:
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"results: {args.out}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    if args.data_command == "fetch":
+        from .data.fetch import fetch
+
+        for path in fetch(args.name):
+            print(path)
+        return 0
+    table = datasets.catalogue()
+    if args.json:
+        print(table.to_json(orient="records"))
+    else:
+        print(f"data directory: {datasets.data_dir().resolve()} (MODEKIT_DATA)\n")
+        print(table.to_string(index=False))
     return 0
 
 
@@ -165,7 +196,7 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "reproduce": cmd_reproduce}
+COMMANDS = {"data": cmd_data, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "reproduce": cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # output piped into `head`
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

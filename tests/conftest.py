@@ -11,3 +11,28 @@ def subtasks():
     import modekit
 
     return modekit.load("subtasks", seed=0, n_samples=600)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Parsed-data cache in a fresh folder: tests never read a cache a previous run left behind."""
+    previous = os.environ.get("MODEKIT_CACHE")
+    os.environ["MODEKIT_CACHE"] = str(tmp_path_factory.mktemp("modekit-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MODEKIT_CACHE", None)
+    else:
+        os.environ["MODEKIT_CACHE"] = previous
+
+
+def shared_data_dir():
+    from pathlib import Path
+
+    value = os.environ.get("MODEKIT_DATA")
+    return Path(value) if value and Path(value, "SHA256SUMS").is_file() else None
+
+
+requires_data = pytest.mark.skipif(
+    shared_data_dir() is None,
+    reason="real datasets absent: set MODEKIT_DATA to a data directory (CI uses ../shared/data)",
+)

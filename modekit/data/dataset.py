@@ -51,6 +51,10 @@ class Dataset:
             raise ValueError(f"split={name!r} is not allowed: split must be one of {', '.join(SPLITS)}")
         return getattr(self, f"X_{name}"), getattr(self, f"y_{name}")
 
+    def lengths(self, split: str) -> torch.Tensor:
+        """Token counts of a text split (padding id 0 excluded)."""
+        return (self.split(split)[0] != 0).sum(1)
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
         return (
@@ -73,6 +77,15 @@ def split_indices(y: np.ndarray, seed: int, test_size: float = 0.2, val_size: fl
     return train_index, val_index, test_index
 
 
+def tensors_from_parts(features: np.ndarray, y: np.ndarray, parts: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """{X_train, y_train, X_val, ...} tensors from row indices per split (features keep their dtype)."""
+    tensors = {}
+    for split, index in parts.items():
+        tensors[f"X_{split}"] = torch.as_tensor(np.ascontiguousarray(features[index]))
+        tensors[f"y_{split}"] = torch.as_tensor(y[index].astype(np.int64))
+    return tensors
+
+
 def tabular_dataset(
     name: str,
     X: np.ndarray,
@@ -89,14 +102,8 @@ def tabular_dataset(
     train_index, val_index, test_index = split_indices(y, seed)
     parts = {"train": train_index, "val": val_index, "test": test_index}
     if standardise:
-        scaler = StandardScaler().fit(X[train_index])
-        features = {k: scaler.transform(X[i]) for k, i in parts.items()}
-    else:
-        features = {k: X[i] for k, i in parts.items()}
-    tensors = {}
-    for split, index in parts.items():
-        tensors[f"X_{split}"] = torch.as_tensor(np.asarray(features[split], dtype=np.float32))
-        tensors[f"y_{split}"] = torch.as_tensor(y[index].astype(np.int64))
+        X = StandardScaler().fit(X[train_index]).transform(X)
+    tensors = tensors_from_parts(np.asarray(X, dtype=np.float32), y, parts)
     sub = None if subtask is None else {k: torch.as_tensor(subtask[i].astype(np.int64)) for k, i in parts.items()}
     return Dataset(
         name=name,
