@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 GATES = ("dense", "topk")
+BACKBONES = ("auto", "mlp", "cnn", "vit", "transformer")
 DISTILL_AMONG = ("all", "active")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -63,6 +64,15 @@ class ModelConfig(_Config):
     top_k: int = 2  # experts kept per sample by the "topk" gate; k = 1 and k = 2 both work
     distill_among: str = "all"  # MoDE pairs: "all" experts (default) or only the "active" ones per sample
     tower_hidden: int = 0  # 0: tower = one linear layer after the MoE; >0: an extra hidden layer (ours)
+    backbone: str = "auto"  # "mlp" (tabular), "cnn", "vit" (images), "transformer" (text); auto: by data domain
+    input_shape: tuple = ()  # (channels, height, width) of images (set from the dataset)
+    conv_channels: tuple = (16, 32)  # CNN feature extractor widths (ours)
+    d_model: int = 64  # transformer width; its MoE experts map d_model -> expert_hidden -> d_model (ours)
+    n_heads: int = 4  # attention heads (ours)
+    n_layers: int = 2  # transformer blocks, each with an MoE feed-forward layer (ours)
+    patch_size: int = 4  # ViT patch side in pixels (ours: 4 for 28x28 -> 49 patches, use 2 for 8x8)
+    vocab_size: int = 0  # text vocabulary size incl. padding and unknown (set from the dataset)
+    max_length: int = 64  # tokens per text sample (set from the dataset)
 
     def __post_init__(self):
         _check_int("n_features", self.n_features, 1)
@@ -76,6 +86,25 @@ class ModelConfig(_Config):
             _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
         _check_choice("distill_among", self.distill_among, DISTILL_AMONG)
         _check_int("tower_hidden", self.tower_hidden, 0)
+        _check_choice("backbone", self.backbone, BACKBONES)
+        for name in ("d_model", "n_heads", "n_layers", "patch_size", "max_length"):
+            _check_int(name, getattr(self, name), 1)
+        if self.d_model % self.n_heads:
+            _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+        # shapes set from the dataset (model_config_for) are checked when they are known
+        if self.input_shape and len(self.input_shape) != 3:
+            _fail("input_shape", self.input_shape, "(channels, height, width)")
+        if self.backbone == "vit" and any(side % self.patch_size for side in self.input_shape[1:]):
+            _fail("patch_size", self.patch_size, f"a divisor of the image sides {tuple(self.input_shape[1:])}")
+        if self.vocab_size and self.vocab_size < 3:
+            _fail("vocab_size", self.vocab_size, "an integer >= 3 (padding, unknown and at least one token)")
+
+    def check_complete(self) -> None:
+        """Before building: the backbone has the shapes it needs (model_config_for fills them in)."""
+        if self.backbone in ("cnn", "vit") and not self.input_shape:
+            _fail("input_shape", self.input_shape, f"set for backbone={self.backbone!r}: use image data or give (C, H, W)")
+        if self.backbone == "transformer" and not self.vocab_size:
+            _fail("vocab_size", self.vocab_size, "set for backbone='transformer': use text data or give the vocabulary size")
 
 
 @dataclass(frozen=True)

@@ -62,12 +62,13 @@ def train_population(
     if vectorise not in ("auto", True, False):
         raise ValueError(f"vectorise={vectorise!r} is not allowed: vectorise must be 'auto', True or False")
     device = resolve_device(configs[0].device)
-    if vectorise == "auto":
-        vectorise = device.type == "cuda" and len(configs) > 1
+    full_config = model_config_for(data, model_config)
+    if vectorise == "auto":  # vmap is shown (tests, bench) for the MLP backbone; others train one by one
+        vectorise = device.type == "cuda" and len(configs) > 1 and full_config.backbone == "mlp"
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
         return [train(data, model_config, c) for c in members]
-    return _train_vectorised(data, model_config_for(data, model_config), configs, device, progress)
+    return _train_vectorised(data, full_config, configs, device, progress)
 
 
 def _check_shared(configs: list[TrainConfig]) -> TrainConfig:

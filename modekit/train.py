@@ -50,9 +50,22 @@ def make_optimizer(parameters, config: TrainConfig, device: torch.device) -> tor
     )
 
 
+DEFAULT_BACKBONE = {"tabular": "mlp", "image": "cnn", "text": "transformer"}
+
+
 def model_config_for(data: Dataset, config: ModelConfig | None = None) -> ModelConfig:
-    """The model config with input width and class count taken from the data."""
-    return (config or ModelConfig()).replace(n_features=data.n_features, n_classes=data.n_classes)
+    """The model config completed from the data: input width, classes, image shape, vocabulary,
+    and the backbone for the data's domain when it is "auto"."""
+    config = config or ModelConfig()
+    changes = {"n_features": data.n_features, "n_classes": data.n_classes}
+    if config.backbone == "auto":
+        changes["backbone"] = DEFAULT_BACKBONE[data.domain]
+    if data.domain == "image":
+        changes["input_shape"] = tuple(data.X_train.shape[1:])
+    if data.domain == "text":
+        changes["vocab_size"] = len(data.metadata["vocabulary"])
+        changes["max_length"] = data.X_train.shape[1]
+    return config.replace(**changes)
 
 
 @dataclass

@@ -53,3 +53,31 @@ def test_sweep_prints_per_alpha_and_never_overwrites(tmp_path):
     again = run("sweep", "--dataset", "wine", "--alphas", "0", "--seeds", "0", "--epochs", "1", "--out", str(target))
     assert again.returncode == 2 and "exists" in again.stderr
     assert target.read_text() == before
+
+
+def test_compare_rejects_bad_domain_and_non_empty_out(tmp_path):
+    out = run("compare", "--domains", "tabular,audio")
+    assert out.returncode == 2 and "'audio' is not a domain" in out.stderr
+    (tmp_path / "keep.txt").write_text("mine")
+    out = run("compare", "--out", str(tmp_path))
+    assert out.returncode == 2 and "not empty" in out.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_compare_small_run_writes_tables(tmp_path):
+    target = tmp_path / "cmp"
+    out = run("compare", "--domains", "tabular", "--datasets", "wine", "--seeds", "2", "--epochs", "2", "--out", str(target))
+    assert out.returncode == 0, out.stderr
+    assert "wine" in out.stdout and "sweet spot" in out.stdout
+    import pandas as pd
+
+    results = pd.read_csv(target / "results.csv")
+    assert set(results.model) == {"MoE", "MoDE", "dense (same compute)", "dense (same params)"}
+    assert set(results.seed) == {0, 1}
+
+
+def test_data_list_shows_every_dataset():
+    out = run("data", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    names = {row["name"] for row in json.loads(out.stdout)}
+    assert {"subtasks", "digits8x8", "synthtext", "letter", "mnist", "sst2"} <= names

@@ -1,7 +1,8 @@
 """Datasets: `load(name, seed=...)` returns a `Dataset` with train / val / test tensors.
 
 - embedded (no files): `subtasks`, `subtasks2d` (synthetic, hidden sub-task label), `digits`,
-  `wine`, `breast_cancer` (scikit-learn);
+  `wine`, `breast_cancer` (scikit-learn), `digits8x8` (digits as 8x8 images), `synthtext`
+  (synthetic two-topic text);
 - real sets from the data directory (`$MODEKIT_DATA`, default ./data; see `catalogue()`):
   tabular (letter, satimage, shuttle, dna, adult, magic, ...), images (mnist, fashion_mnist),
   text (sst2, agnews, trec, mr, subj, cr, mpqa, sst5, sst2_sentences);
@@ -17,7 +18,15 @@ import pandas as pd
 
 from .composite import make_composite
 from .dataset import Dataset
-from .embedded import load_breast_cancer, load_digits, load_subtasks, load_subtasks_2d, load_wine
+from .embedded import (
+    load_breast_cancer,
+    load_digits,
+    load_digits_images,
+    load_subtasks,
+    load_subtasks_2d,
+    load_synthetic_text,
+    load_wine,
+)
 from .files import DataFileError, data_dir
 from .images import IMAGES, load_images
 from .synthetic import make_subtasks
@@ -31,6 +40,8 @@ EMBEDDED = {
     "digits": load_digits,
     "wine": load_wine,
     "breast_cancer": load_breast_cancer,
+    "digits8x8": load_digits_images,
+    "synthtext": load_synthetic_text,
 }
 
 # What each set holds once loaded (rows = all splits; features after one-hot encoding); pinned by
@@ -38,6 +49,7 @@ EMBEDDED = {
 CATALOGUE = {
     "subtasks": ("tabular", 4000, 8, 2), "subtasks2d": ("tabular", 4000, 2, 2), "digits": ("tabular", 1797, 64, 10),
     "wine": ("tabular", 178, 13, 3), "breast_cancer": ("tabular", 569, 30, 2),
+    "digits8x8": ("image", 1797, 64, 10), "synthtext": ("text", 3000, 24, 2),
     "letter": ("tabular", 20000, 16, 26), "satimage": ("tabular", 6435, 36, 6), "shuttle": ("tabular", 58000, 9, 7),
     "dna": ("tabular", 3186, 180, 3), "adult": ("tabular", 48842, 108, 2), "magic": ("tabular", 19020, 10, 2),
     "penbased": ("tabular", 10992, 16, 10), "optdigits": ("tabular", 5620, 64, 10), "spambase": ("tabular", 4597, 57, 2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,19 @@ class Dataset:
         if name not in SPLITS:
             raise ValueError(f"split={name!r} is not allowed: split must be one of {', '.join(SPLITS)}")
         return getattr(self, f"X_{name}"), getattr(self, f"y_{name}")
+
+    def subsample_train(self, n: int, seed: int = 0) -> "Dataset":
+        """A copy whose training split keeps n samples (stratified, seeded); validation and test unchanged."""
+        if n >= len(self.y_train):
+            return self
+        y = self.y_train.numpy()
+        keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=y)
+        keep = torch.as_tensor(np.sort(keep))
+        subtask = None if self.subtask is None else {**self.subtask, "train": self.subtask["train"][keep]}
+        return dataclasses.replace(
+            self, X_train=self.X_train[keep], y_train=self.y_train[keep], subtask=subtask,
+            metadata={**self.metadata, "train_subsample": n},
+        )
 
     def lengths(self, split: str) -> torch.Tensor:
         """Token counts of a text split (padding id 0 excluded)."""

@@ -47,8 +47,16 @@ class TabularMoE(nn.Module):
         return ModelOutput(self.tower(moe.output), moe.gate_weights, moe.distillation_loss, moe.balance_loss)
 
 
-def build_model(config: ModelConfig, seed: int, reference: bool = False) -> TabularMoE:
-    """A freshly initialised model; the same seed always gives the same weights."""
+def build_model(config: ModelConfig, seed: int, reference: bool = False) -> nn.Module:
+    """A freshly initialised model of `config.backbone`; the same seed always gives the same weights."""
+    from .backbones import ConvMoE, TransformerMoE
+
+    backbone = "mlp" if config.backbone == "auto" else config.backbone
+    config.check_complete()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return TabularMoE(config, reference=reference)
+        if backbone == "mlp":
+            return TabularMoE(config, reference=reference)
+        if reference:
+            raise ValueError(f"reference=True is only available for backbone='mlp', not {backbone!r}")
+        return ConvMoE(config) if backbone == "cnn" else TransformerMoE(config)

@@ -1,0 +1,41 @@
+"""MoE vs MoDE comparison: alpha chosen on validation, paired differences, baselines."""
+
+import pandas as pd
+import pytest
+
+import modekit as mk
+from modekit.compare import choose_alpha, compare_moe_mode, summarise_comparison, sweet_spots
+
+
+def test_alpha_is_chosen_on_validation_never_test():
+    rows = []
+    for seed in (0, 1):
+        rows += [
+            {"dataset": "d", "domain": "tabular", "model": "MoE", "alpha": 0.0, "seed": seed, "val_accuracy": 0.8, "test_accuracy": 0.80, "train_seconds": 1},
+            {"dataset": "d", "domain": "tabular", "model": "MoDE", "alpha": 0.1, "seed": seed, "val_accuracy": 0.9, "test_accuracy": 0.70, "train_seconds": 1},
+            {"dataset": "d", "domain": "tabular", "model": "MoDE", "alpha": 1.0, "seed": seed, "val_accuracy": 0.7, "test_accuracy": 0.99, "train_seconds": 1},
+        ]
+    results = pd.DataFrame(rows)
+    assert choose_alpha(results)["d"] == 0.1
+    summary = summarise_comparison(results).iloc[0]
+    assert summary.diff_mean == pytest.approx(-0.10) and summary.mode_wins_or_ties == 0
+    assert sweet_spots(results).iloc[0].paper_alpha == "0.01-0.1"
+
+
+def test_compare_runs_models_and_baselines_paired_by_seed():
+    data = mk.load("subtasks", n_samples=400)
+    results = compare_moe_mode([data], seeds=[0, 1], alphas=[0.1], train_config=mk.TrainConfig(epochs=2, progress=False), baselines=True, progress=False)
+    counts = results.groupby("model").size().to_dict()
+    assert counts == {"MoE": 2, "MoDE": 2, "dense (same compute)": 2, "dense (same params)": 2}
+    assert set(results[results.model == "dense (same compute)"].experts) == {1}
+    summary = summarise_comparison(results)
+    assert summary.iloc[0].seeds == 2 and 0 < summary.iloc[0].dense_params_mean <= 1
+    with pytest.raises(ValueError, match="MoDE alphas must be > 0"):
+        compare_moe_mode([data], seeds=[0], alphas=[0.0])
+
+
+def test_subsample_train_is_stratified_and_keeps_other_splits():
+    data = mk.load("digits")
+    small = data.subsample_train(300)
+    assert len(small.y_train) == 300 and small.sizes["test"] == data.sizes["test"]
+    assert small.y_train.bincount().min() >= 25
