@@ -126,12 +126,34 @@ def run_bench(device: str = "auto", populations=(16, 64), batch: int = BENCH_BAT
     }
 
 
+def ones_bench(device: str = "auto", batch_sizes=(1, 32, 256, 1024)) -> list[dict]:
+    """OneS inference speed: a top-2 of 4 experts text-transformer teacher (routed inference) vs its
+    SVD-gathered dense student (same shapes as the synthetic text task), eval mode."""
+    from .data import load
+    from .ones import make_student
+    from .ones_experiment import inference_speed, teacher_config
+
+    data = load("synthtext", n_samples=400)
+    teacher = build_model(teacher_config(data), seed=0)
+    student = make_student(teacher, "svd")
+    table = inference_speed(teacher, student, data.X_test, batch_sizes, device)
+    return [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()} for row in table.to_dict("records")]
+
+
 def format_bench(report: dict) -> str:
-    lines = [f"device: {report['device']}  torch {report['torch']}  batch {report['batch']}", ""]
-    lines.append(f"{'configuration':<34} {'samples/s':>14}")
-    for name, value in report["samples_per_second"].items():
-        lines.append(f"{name:<34} {value:>14,.0f}")
-    lines.append("")
-    for name, value in report["ratios"].items():
-        lines.append(f"{name:<34} {value:>13.2f}x")
+    lines = []
+    if "samples_per_second" in report:
+        lines += [f"device: {report['device']}  torch {report['torch']}  batch {report['batch']}", ""]
+        lines.append(f"{'train step: configuration':<34} {'samples/s':>14}")
+        for name, value in report["samples_per_second"].items():
+            lines.append(f"{name:<34} {value:>14,.0f}")
+        lines.append("")
+        for name, value in report["ratios"].items():
+            lines.append(f"{name:<34} {value:>13.2f}x")
+    if "ones_inference" in report:
+        lines += ["", "OneS inference (text transformer, teacher top-2 of 4 experts, routed; student dense):",
+                  f"{'device':<7} {'batch':>6} {'teacher/s':>12} {'student/s':>12} {'speedup':>8} {'FLOP bound':>11}"]
+        for row in report["ones_inference"]:
+            lines.append(f"{row['device']:<7} {row['batch']:>6} {row['teacher_samples_per_s']:>12,.0f} {row['student_samples_per_s']:>12,.0f} "
+                         f"{row['speedup']:>7.2f}x {row['flop_ratio_bound']:>10.2f}x")
     return "\n".join(lines)

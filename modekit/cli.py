@@ -84,9 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = data_commands.add_parser("fetch", help="download a dataset's files from its public source")
     fetch.add_argument("name")
 
-    bench = commands.add_parser("bench", help="train-step throughput at the reference shape")
+    bench = commands.add_parser("bench", help="train-step throughput, and OneS teacher vs student inference speed")
     bench.add_argument("--device", choices=DEVICES, default="auto")
+    bench.add_argument("--section", choices=("all", "train", "ones"), default="all")
     bench.add_argument("--json", action="store_true")
+
+    ones = commands.add_parser("ones", help="OneS: gather a sparse MoE into a dense student, then distil")
+    ones.add_argument("--dataset", required=True)
+    ones.add_argument("--methods", default="sum,avg,topk,svd", help="comma-separated: sum, avg, topk, neurons, svd")
+    ones.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list")
+    ones.add_argument("--epochs", type=int, default=20, help="teacher and dense-baseline epochs")
+    ones.add_argument("--kd-epochs", type=int, default=10, help="distillation epochs per student")
+    ones.add_argument("--mode-alpha", type=float, help="alpha of the MoDE teacher (default per domain; 0 = none)")
+    ones.add_argument("--device", choices=DEVICES, default="auto")
+    ones.add_argument("--json", action="store_true")
+    ones.add_argument("--out", type=Path, help="write results.csv and summary.csv into this new folder")
 
     for name, text in (("compare", "MoE vs MoDE vs dense baselines across domains, paired by seed"),
                        ("reproduce", "the batch reproduction (today: `compare` on the fast profile)")):
@@ -186,10 +198,52 @@ def cmd_data(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_bench, run_bench
+    from .bench import format_bench, ones_bench, run_bench
 
-    report = run_bench(args.device)
+    report = run_bench(args.device) if args.section in ("all", "train") else {}
+    if args.section in ("all", "ones"):
+        report["ones_inference"] = ones_bench(args.device)
     print(json.dumps(report) if args.json else format_bench(report))
+    return 0
+
+
+def cmd_ones(args) -> int:
+    from .ones import METHODS
+    from .ones_experiment import run_ones, summarise_ones
+
+    methods = [m for m in args.methods.split(",") if m]
+    for method in methods:
+        if method not in METHODS:
+            raise UsageError(f"--methods: {method!r} is not a gathering method; choose from {', '.join(METHODS)}")
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        raise UsageError(f"--out {args.out}: the folder is not empty; choose a new one (modekit never overwrites results)")
+    data = _load(argparse.Namespace(dataset=args.dataset, target=None))
+    base = TrainConfig(epochs=args.epochs, device=args.device, progress=False)
+    results = run_ones(data, methods, args.seeds, base, base.replace(epochs=args.kd_epochs), mode_alpha=args.mode_alpha)
+    summary, warning = summarise_ones(results)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        results.to_csv(args.out / "results.csv", index=False)
+        summary.to_csv(args.out / "summary.csv", index=False)
+    if args.json:
+        def pick(teacher, student, stage):
+            row = summary[(summary.teacher == teacher) & (summary.student == student) & (summary.stage == stage)]
+            return None if row.empty else {"mean": row["mean"].item(), "std": row["std"].item(), "benefit_%": row["benefit_%"].item()}
+
+        report = {
+            "dataset": data.name, "seeds": args.seeds, "teacher": pick("MoE", "teacher", "trained"),
+            "dense": pick("-", "dense from scratch", "trained"), "mode_teacher": pick("MoDE", "teacher", "trained"),
+            "students": {m: {"before_kd": pick("MoE", m, "before KD"), "after_kd": pick("MoE", m, "after KD"),
+                             "mode_teacher_after_kd": pick("MoDE", m, "after KD")} for m in methods},
+            "baselines": {b: pick("MoE", b, "after KD") for b in ("KD from random init", "Switch-style")},
+            "benefit_meaningful": warning is None, "warning": warning,
+        }
+        print(json.dumps(report))
+    else:
+        print(f"OneS on {data.name}: test accuracy over seeds {args.seeds} ('% of MoE benefit preserved' from the means)\n")
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if warning:
+            print("\n" + warning)
     return 0
 
 
@@ -241,7 +295,8 @@ def cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"data": cmd_data, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "compare": cmd_compare, "reproduce": cmd_compare}
+COMMANDS = {"data": cmd_data, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "compare": cmd_compare, "ones": cmd_ones,
+            "reproduce": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,8 +137,19 @@ def train(
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
     model: nn.Module | None = None,
+    teacher: nn.Module | None = None,
+    distill=None,
 ) -> TrainResult:
-    """Train one model on `data`; return it (best validation epoch restored) with its history."""
+    """Train one model on `data`; return it (best validation epoch restored) with its history.
+
+    With a `teacher` (OneS distillation), the loss is `distillation_objective` with `distill`
+    (a `modekit.ones.DistillConfig`) and the history's distillation_loss column holds the soft
+    (teacher) term; otherwise it holds MoDE's L_KD among the experts.
+    """
+    if teacher is not None:
+        from .ones import ONES_RECIPE, distillation_objective
+
+        distill = distill or ONES_RECIPE
     config = train_config or TrainConfig()
     model_config = model_config_for(data, model_config)
     device = resolve_device(config.device)
@@ -147,6 +158,8 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(config.seed)  # gate noise
     model = (model or build_model(model_config, config.seed)).to(device)
+    if teacher is not None:
+        teacher = teacher.to(device).eval()
     optimizer = make_optimizer(model.parameters(), config, device)
     shuffle = torch.Generator().manual_seed(config.seed)
     X, y = data.X_train.to(device), data.y_train.to(device)
@@ -167,7 +180,13 @@ def train(
             xb, yb = X[index], y[index]
             with autocast(device):
                 out = model(xb)
-            total, task, distillation = moe_objective(out, yb, config.alpha, config.balance_coef)
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = teacher(xb).logits
+            if teacher is None:
+                total, task, distillation = moe_objective(out, yb, config.alpha, config.balance_coef)
+            else:
+                total, task, distillation = distillation_objective(out.logits, teacher_logits, yb, distill)
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()

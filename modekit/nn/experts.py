@@ -44,6 +44,19 @@ class ExpertStack(nn.Module):
         return torch.baddbmm(self.b2.unsqueeze(1), hidden, self.w2)
 
 
+    def forward_routed(self, x: torch.Tensor, weights: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        """Sparse inference: each expert runs only on the samples routed to it; returns the mixed
+        output sum_i g_i(x) e_i(x) (n, p) with the work of top-k, not all E, experts."""
+        mixed = x.new_zeros(x.shape[0], self.w2.shape[2])
+        for i in range(self.n_experts):  # one gathered matmul pair per expert (the standard dispatch)
+            index = active[:, i].nonzero().squeeze(1)
+            if index.numel():
+                hidden = torch.relu(torch.addmm(self.b1[i], x[index], self.w1[i]))
+                out = torch.addmm(self.b2[i], hidden, self.w2[i])
+                mixed.index_add_(0, index, out * weights[index, i, None].to(out.dtype))
+        return mixed
+
+
 class ReferenceExperts(nn.Module):
     """The same experts as a plain loop over `nn.Sequential` MLPs (slow, obviously right)."""
 

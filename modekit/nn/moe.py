@@ -45,12 +45,18 @@ class MoELayer(nn.Module):
         expert_class = ReferenceExperts if reference else ExpertStack
         self.experts = expert_class(n_experts, d_in, d_hidden, d_out)
         self.distill_among = distill_among
+        # eval-time sparse dispatch for top-k gates (inference speed); L_KD is then not computed
+        self.sparse_inference = False
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MoEOutput:
         leading = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         flat_mask = None if mask is None else mask.reshape(-1)
         gate = self.gate(flat, flat_mask)
+        if self.sparse_inference and not self.training and hasattr(self.experts, "forward_routed"):
+            mixed = self.experts.forward_routed(flat, gate.weights, gate.active)
+            zero = mixed.new_zeros(())
+            return MoEOutput(mixed.reshape(*leading, -1), gate.weights.reshape(*leading, -1), zero, gate.balance_loss)
         expert_outputs = self.experts(flat)  # (e, n, p)
         # h(x) = sum_i g_i(x) e_i(x)
         # (a broadcast multiply-sum: einsum would lower this to a bmm over n tiny matrices, slow on CPU)

@@ -1,0 +1,168 @@
+"""The OneS experiment and its inference-speed benchmark.
+
+Per seed: a teacher (top-2 sparse MoE, 4 experts; also a MoDE-trained one), a dense model of the
+student's architecture trained from scratch, KD from random init, the Switch-Transformer recipe
+(non-expert weights copied, random dense block, 0.25 soft / 0.75 hard, T = 1), and every gathering
+method before and after KD (0.5 soft / 0.5 hard, T = 2). "% of MoE benefit preserved" is computed
+from the means over seeds, with a warning when the MoE - dense gap lies within the seed spread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import ModelConfig, TrainConfig
+from .data import Dataset
+from .nn.backbones import moe_layers
+from .ones import SWITCH_RECIPE, benefit_preserved, gather_matrices, make_student, teacher_kl
+from .train import evaluate, model_config_for, resolve_device, train
+
+TEACHER = {"tabular": ModelConfig(gate="topk", top_k=2), "image": ModelConfig(backbone="vit", gate="topk", top_k=2),
+           "text": ModelConfig(gate="topk", top_k=2)}
+
+
+def teacher_config(data: Dataset) -> ModelConfig:
+    config = TEACHER[data.domain]
+    if data.domain == "image" and data.X_train.shape[-1] % 4:
+        config = config.replace(patch_size=2)
+    if data.domain == "image" and data.X_train.shape[-1] <= 8:
+        config = config.replace(patch_size=2)
+    return model_config_for(data, config)
+
+
+def _row(seed, teacher, student, stage, model, data, reference=None):
+    accuracy = evaluate(model, data.X_test, data.y_test)["accuracy"]
+    kl = teacher_kl(model, reference, data.X_test) if reference is not None else float("nan")
+    return {"seed": seed, "teacher": teacher, "student": student, "stage": stage, "test_accuracy": accuracy, "kl_to_teacher": kl}
+
+
+def run_ones(
+    data: Dataset,
+    methods: Sequence[str] = ("sum", "avg", "topk", "svd"),
+    seeds: Sequence[int] = (0, 1, 2),
+    train_config: TrainConfig | None = None,
+    kd_config: TrainConfig | None = None,
+    mode_alpha: float | None = None,
+) -> pd.DataFrame:
+    """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD)."""
+    base = train_config or TrainConfig(epochs=30, progress=False)
+    kd = kd_config or base.replace(epochs=max(1, base.epochs // 2))
+    config = teacher_config(data)
+    dense_config = config.replace(n_experts=1, top_k=1, gate="dense")
+    alpha = {"tabular": 0.1, "image": 3.0, "text": 0.3}[data.domain] if mode_alpha is None else mode_alpha
+    rows = []
+    for seed in seeds:
+        dense = train(data, dense_config, base.replace(seed=seed)).model
+        rows.append(_row(seed, "-", "dense from scratch", "trained", dense, data))
+        teachers = {"MoE": 0.0, "MoDE": alpha} if alpha > 0 else {"MoE": 0.0}
+        for label, teacher_alpha in teachers.items():
+            teacher = train(data, config, base.replace(seed=seed, alpha=teacher_alpha)).model
+            rows.append(_row(seed, label, "teacher", "trained", teacher, data))
+            if label == "MoE":  # the baselines need one teacher only
+                random_init = train(data, dense_config, kd.replace(seed=seed), teacher=teacher).model
+                rows.append(_row(seed, label, "KD from random init", "after KD", random_init, data, teacher))
+                switch = make_student(teacher, "random", seed=seed)
+                rows.append(_row(seed, label, "Switch-style", "before KD", switch, data, teacher))
+                switch = train(data, config, kd.replace(seed=seed), model=switch, teacher=teacher, distill=SWITCH_RECIPE).model
+                rows.append(_row(seed, label, "Switch-style", "after KD", switch, data, teacher))
+            for method in methods:
+                student = make_student(teacher, method)
+                rows.append(_row(seed, label, method, "before KD", student, data, teacher))
+                student = train(data, config, kd.replace(seed=seed), model=student, teacher=teacher).model
+                rows.append(_row(seed, label, method, "after KD", student, data, teacher))
+    return pd.DataFrame(rows).assign(dataset=data.name)
+
+
+def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """Mean +- std per (teacher, student, stage) and % of MoE benefit preserved; plus a warning when
+    the MoE - dense gap is within the seed spread (the benefit % is then meaningless)."""
+    dense = results[results.student == "dense from scratch"].test_accuracy
+    summary = (
+        results.groupby(["teacher", "student", "stage"], sort=False)
+        .agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), kl_to_teacher=("kl_to_teacher", "mean"), seeds=("seed", "nunique"))
+        .reset_index()
+    )
+    moe = results[(results.teacher == "MoE") & (results.student == "teacher")].test_accuracy
+    summary["benefit_%"] = [benefit_preserved(m, dense.mean(), moe.mean()) for m in summary["mean"]]
+    paired = (results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy
+              - results[results.student == "dense from scratch"].set_index("seed").test_accuracy)
+    spread = paired.std() if len(paired) > 1 else float("inf")
+    warning = None
+    summary["benefit_meaningful"] = bool(paired.mean() > spread)
+    if not paired.mean() > spread:
+        warning = (
+            f"WARNING: the MoE - dense gap ({100 * paired.mean():+.2f} points, paired over {len(paired)} seeds) is within "
+            f"its seed spread ({100 * spread:.2f}): '% of MoE benefit preserved' is not meaningful here"
+        )
+    return summary, warning
+
+
+def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fractions=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)) -> pd.DataFrame:
+    """Accuracy before KD of students gathered with K = fraction * (maximum K), per method."""
+    layer = moe_layers(teacher)[0][1]
+    rows = []
+    for method in methods:
+        weights = layer.experts.w1
+        limit = weights.shape[1] * weights.shape[2] if method == "topk" else min(weights.shape[1:])
+        for fraction in fractions:
+            k = max(1, round(fraction * limit))
+            student = make_student(teacher, method, k=k)
+            error = (gather_matrices(weights, method, k) - gather_matrices(weights, "sum")).norm() / gather_matrices(weights, "sum").norm()
+            rows.append({"method": method, "k": k, "fraction": fraction, "test_accuracy": evaluate(student, data.X_test, data.y_test)["accuracy"],
+                         "relative_distance_to_sum": float(error)})
+    return pd.DataFrame(rows)
+
+
+def set_sparse_inference(model: torch.nn.Module, enabled: bool = True) -> torch.nn.Module:
+    for _, layer in moe_layers(model):
+        layer.sparse_inference = enabled
+    return model
+
+
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one eval forward pass on x (attention included: MHA's fused fast path is turned off)."""
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model.eval()(x)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
+    return counter.get_total_flops()
+
+
+def inference_speed(teacher, student, example: torch.Tensor, batch_sizes=(1, 32, 256, 1024), device: str = "auto", seconds: float = 0.5) -> pd.DataFrame:
+    """Samples/s of teacher (sparse routed inference) and student, eval mode, warm-up, device sync."""
+    dev = resolve_device(device)
+    teacher = set_sparse_inference(teacher, True).to(dev).eval()
+    student = student.to(dev).eval()
+    rows = []
+    for batch in batch_sizes:
+        x = example[torch.arange(batch) % len(example)].to(dev)
+        flops = {name: count_flops(model, x) for name, model in (("teacher", teacher), ("student", student))}
+        speed = {}
+        for name, model in (("teacher", teacher), ("student", student)):
+            with torch.no_grad():
+                for _ in range(3):
+                    model(x)
+                _sync(dev)
+                calls, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    model(x)
+                    calls += 1
+                _sync(dev)
+                speed[name] = calls * batch / (time.perf_counter() - start)
+        rows.append({"device": dev.type, "batch": batch, "teacher_samples_per_s": speed["teacher"], "student_samples_per_s": speed["student"],
+                     "speedup": speed["student"] / speed["teacher"], "flop_ratio_bound": flops["teacher"] / flops["student"]})
+    set_sparse_inference(teacher, False)
+    return pd.DataFrame(rows)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,156 @@
+"""OneS: the gathering identities, the dense student, distillation, and bad input."""
+
+import pytest
+import torch
+
+import modekit as mk
+from modekit.nn.backbones import DenseFeedForward, moe_layers
+from modekit.ones import (
+    DistillConfig,
+    expert_spectra,
+    gather_experts,
+    gather_matrices,
+    make_student,
+    teacher_kl,
+    truncated,
+)
+from modekit.ones_experiment import count_flops, inference_speed, k_sweep, run_ones, set_sparse_inference, summarise_ones
+from modekit.train import model_config_for
+
+
+@pytest.fixture(scope="module")
+def weights():
+    torch.manual_seed(0)
+    return torch.randn(4, 12, 7, dtype=torch.float64)
+
+
+def test_svd_full_rank_mean_merge_is_averaging(weights):
+    torch.testing.assert_close(gather_matrices(weights, "svd", k=7, merge="mean").double(), weights.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_svd_full_rank_sum_merge_is_summation(weights):
+    torch.testing.assert_close(gather_matrices(weights, "svd", k=7, merge="sum").double(), weights.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_rank_k_reconstruction_error_is_norm_of_discarded_singular_values(weights):
+    matrix = weights[0].float()
+    values = torch.linalg.svdvals(matrix)
+    for k in range(1, 7):
+        error = (matrix - truncated(matrix, k)).norm()
+        torch.testing.assert_close(error, values[k:].norm(), rtol=1e-4, atol=1e-5)
+
+
+def test_topk_keeps_exactly_k_entries_per_expert(weights):
+    single = weights[:1]
+    for k in (1, 5, 30, 84):
+        gathered = gather_matrices(single, "topk", k=k)
+        assert int((gathered != 0).sum()) == k
+        kept = gathered[gathered != 0].abs()
+        assert kept.min() >= single.abs().flatten().topk(k).values.min().float() - 1e-6
+    assert int((gather_matrices(weights, "topk", k=3) != 0).sum()) <= 4 * 3
+
+
+def test_neurons_keeps_k_output_units_per_expert(weights):
+    gathered = gather_matrices(weights[:1], "neurons", k=2)
+    assert int((gathered.abs().sum(0) > 0).sum()) == 2
+
+
+def test_sum_and_avg(weights):
+    torch.testing.assert_close(gather_matrices(weights, "sum").double(), weights.sum(0), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(gather_matrices(weights, "avg").double(), weights.mean(0), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["sum", "avg", "topk", "neurons", "svd"])
+def test_single_expert_gathers_to_itself_and_student_matches_teacher(method):
+    data = mk.load("subtasks", n_samples=200)
+    config = model_config_for(data, mk.ModelConfig(n_experts=1, gate="topk", top_k=1))
+    teacher = mk.build_model(config, seed=0).eval()
+    k = {"topk": 8 * 64, "neurons": 64, "svd": 8}.get(method)  # E = 1: keeping everything is the default
+    assert k is None or gather_matrices(teacher.moe.experts.w1, method) .shape == (8, 64)
+    (block,) = gather_experts(teacher, method)
+    torch.testing.assert_close(block.w1, teacher.moe.experts.w1[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(block.w2, teacher.moe.experts.w2[0], rtol=1e-5, atol=1e-5)
+    student = make_student(teacher, method).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(student(data.X_test).logits, teacher(data.X_test).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_student_shapes_copied_weights_and_no_router():
+    data = mk.load("synthtext", n_samples=300)
+    teacher = mk.build_model(model_config_for(data, mk.ModelConfig(d_model=32, n_heads=2, expert_hidden=48, gate="topk")), seed=0)
+    student = make_student(teacher, "svd")
+    assert moe_layers(student) == [] and all(isinstance(b.ffn, DenseFeedForward) for b in student.blocks)
+    assert student.blocks[0].ffn.w1.shape == (32, 48) and student.blocks[0].ffn.w2.shape == (48, 32)
+    torch.testing.assert_close(student.embed.weight, teacher.embed.weight)
+    torch.testing.assert_close(student.blocks[1].attention.in_proj_weight, teacher.blocks[1].attention.in_proj_weight)
+    assert not any("gate" in name for name, _ in student.named_parameters())
+    assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in teacher.parameters())
+    assert moe_layers(teacher)  # the teacher is untouched
+
+
+def test_distillation_lowers_kl_to_teacher():
+    data = mk.load("subtasks", n_samples=800)
+    config = model_config_for(data, mk.ModelConfig(gate="topk", top_k=2))
+    teacher = mk.train(data, config, mk.TrainConfig(epochs=10, progress=False)).model
+    student = make_student(teacher, "svd")
+    before = teacher_kl(student, teacher, data.X_val)
+    student = mk.train(data, config, mk.TrainConfig(epochs=5, progress=False), model=student, teacher=teacher).model
+    assert teacher_kl(student, teacher, data.X_val) < 0.5 * before
+
+
+def test_sparse_inference_equals_dense_compute_and_counts_fewer_flops():
+    data = mk.load("subtasks", n_samples=200)
+    teacher = mk.build_model(model_config_for(data, mk.ModelConfig(gate="topk", top_k=1, n_experts=4)), seed=0).eval()
+    torch.nn.init.normal_(teacher.moe.gate.proj.weight)
+    with torch.no_grad():
+        dense = teacher(data.X_test).logits
+        dense_flops = count_flops(teacher, data.X_test)
+        set_sparse_inference(teacher)
+        torch.testing.assert_close(teacher(data.X_test).logits, dense, rtol=1e-5, atol=1e-6)
+        assert count_flops(teacher, data.X_test) < 0.5 * dense_flops
+    speed = inference_speed(teacher, make_student(teacher, "avg"), data.X_test, batch_sizes=(1, 32), seconds=0.05)
+    assert list(speed.batch) == [1, 32] and (speed.flop_ratio_bound > 1).all() and (speed.speedup > 0).all()
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda w: gather_matrices(w, "median"), r"method='median' is not allowed: .*sum, avg, topk, neurons, svd"),
+        (lambda w: gather_matrices(w, "svd", k=0), r"k=0 is not allowed: .*\[1, 7\] \(the rank\)"),
+        (lambda w: gather_matrices(w, "svd", k=8), r"k=8 is not allowed"),
+        (lambda w: gather_matrices(w, "topk", k=85), r"k=85 .*\[1, 84\] \(entries\)"),
+        (lambda w: gather_matrices(w, "svd", merge="max"), r"merge='max'"),
+        (lambda w: gather_matrices(w[0], "sum"), r"expected stacked experts"),
+    ],
+)
+def test_gathering_rejects_bad_input(weights, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(weights)
+
+
+def test_model_without_moe_layers_is_refused():
+    with pytest.raises(ValueError, match="has no MoE layers"):
+        gather_experts(torch.nn.Sequential(torch.nn.Linear(3, 3)))
+    with pytest.raises(ValueError, match="temperature=0"):
+        DistillConfig(temperature=0)
+
+
+def test_spectra_and_k_sweep():
+    data = mk.load("subtasks", n_samples=300)
+    teacher = mk.build_model(model_config_for(data, mk.ModelConfig(gate="topk")), seed=0)
+    spectra = expert_spectra(teacher)
+    assert set(spectra.matrix) == {"w1", "w2"} and spectra.expert.nunique() == 4
+    last = spectra.groupby(["matrix", "expert"]).cumulative_energy.max()
+    assert torch.allclose(torch.tensor(last.values), torch.ones(len(last), dtype=torch.float64))
+    sweep = k_sweep(teacher, data, fractions=(0.25, 1.0))
+    full_svd = sweep[(sweep.method == "svd") & (sweep.fraction == 1.0)].relative_distance_to_sum.item()
+    assert full_svd < 1e-5  # full rank, sum merge = summation
+
+
+def test_run_ones_small_end_to_end():
+    data = mk.load("subtasks", n_samples=400)
+    results = run_ones(data, methods=("avg", "svd"), seeds=[0, 1], train_config=mk.TrainConfig(epochs=3, progress=False))
+    assert {"teacher", "dense from scratch", "KD from random init", "Switch-style", "avg", "svd"} <= set(results.student)
+    summary, warning = summarise_ones(results)
+    assert set(summary.stage) == {"trained", "before KD", "after KD"}
+    assert "benefit_%" in summary and (warning is None) == bool(summary.benefit_meaningful.iloc[0])
