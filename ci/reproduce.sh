@@ -5,5 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/ci/setup.sh"
 cd "$root"
-export MPLBACKEND=Agg
+
 python -m modekit reproduce "$@"

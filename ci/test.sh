@@ -5,5 +5,5 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/ci/setup.sh"
 cd "$root"
-export MODEKIT_FAST=1 PYTHONHASHSEED=0 MPLBACKEND=Agg
+export MODEKIT_FAST=1 PYTHONHASHSEED=0
 python -m pytest tests "$@"

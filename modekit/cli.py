@@ -100,8 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     ones.add_argument("--json", action="store_true")
     ones.add_argument("--out", type=Path, help="write results.csv and summary.csv into this new folder")
 
-    for name, text in (("compare", "MoE vs MoDE vs dense baselines across domains, paired by seed"),
-                       ("reproduce", "the batch reproduction (today: `compare` on the fast profile)")):
+    reproduce = commands.add_parser("reproduce", help="run every notebook headless (papermill) and write the report + scorecard")
+    reproduce.add_argument("--profile", choices=("fast", "full"), default="fast", help="fast: embedded data, CPU minutes; full: real data")
+    reproduce.add_argument("--out", type=Path, help="report folder (default: reports/<timestamp>); never overwritten without --force")
+    reproduce.add_argument("--force", action="store_true", help="replace an existing report folder")
+    reproduce.add_argument("--only", help="comma-separated notebook names (default: all)")
+
+    for name, text in (("compare", "MoE vs MoDE vs dense baselines across domains, paired by seed"),):
         command = commands.add_parser(name, help=text)
         command.add_argument("--domains", default="tabular,image,text", help="comma-separated: tabular, image, text")
         command.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count (3 = seeds 0,1,2) or a list")
@@ -247,6 +252,25 @@ def cmd_ones(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    notebooks = [n for n in args.only.split(",") if n] if args.only else None
+    report, runs = reproduce(args.profile, args.out, args.force, notebooks, progress=True)
+    print(runs.to_string(index=False))
+    from .claims import scorecard
+
+    card = scorecard(report.parent)
+    print("\nscorecard:")
+    print(card[["claim", "paper", "ours_mean", "ours_std", "n", "verdict"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\nreport: {report} (and report.html beside it)")
+    failed = runs[runs.status != "ok"]
+    if len(failed):
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed.notebook)}; their executed copies keep the error", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_compare(args) -> int:
     import time
 
@@ -296,7 +320,7 @@ def cmd_compare(args) -> int:
 
 
 COMMANDS = {"data": cmd_data, "train": cmd_train, "sweep": cmd_sweep, "bench": cmd_bench, "compare": cmd_compare, "ones": cmd_ones,
-            "reproduce": cmd_compare}
+            "reproduce": cmd_reproduce}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from .embedded import (
     load_breast_cancer,
     load_digits,
     load_digits_images,
+    load_multiview,
     load_subtasks,
     load_subtasks_2d,
     load_synthetic_text,
@@ -42,6 +43,7 @@ EMBEDDED = {
     "breast_cancer": load_breast_cancer,
     "digits8x8": load_digits_images,
     "synthtext": load_synthetic_text,
+    "multiview": load_multiview,
 }
 
 # What each set holds once loaded (rows = all splits; features after one-hot encoding); pinned by
@@ -49,7 +51,7 @@ EMBEDDED = {
 CATALOGUE = {
     "subtasks": ("tabular", 4000, 8, 2), "subtasks2d": ("tabular", 4000, 2, 2), "digits": ("tabular", 1797, 64, 10),
     "wine": ("tabular", 178, 13, 3), "breast_cancer": ("tabular", 569, 30, 2),
-    "digits8x8": ("image", 1797, 64, 10), "synthtext": ("text", 3000, 24, 2),
+    "digits8x8": ("image", 1797, 64, 10), "synthtext": ("text", 3000, 24, 2), "multiview": ("tabular", 4000, 7, 2),
     "letter": ("tabular", 20000, 16, 26), "satimage": ("tabular", 6435, 36, 6), "shuttle": ("tabular", 58000, 9, 7),
     "dna": ("tabular", 3186, 180, 3), "adult": ("tabular", 48842, 108, 2), "magic": ("tabular", 19020, 10, 2),
     "penbased": ("tabular", 10992, 16, 10), "optdigits": ("tabular", 5620, 64, 10), "spambase": ("tabular", 4597, 57, 2),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn import datasets as sk_datasets
 
 from .dataset import Dataset, tabular_dataset
-from .synthetic import make_subtasks
+from .synthetic import make_multiview, make_subtasks
 
 
 def load_subtasks(seed: int = 0, **knobs) -> Dataset:
@@ -21,6 +21,18 @@ def load_subtasks(seed: int = 0, **knobs) -> Dataset:
         subtask=subtask,
         subtask_names=["sub-task A", "sub-task B"],
         metadata={"source": "modekit synthetic generator", "licence": "MIT (generated)", "knobs": knobs},
+    )
+
+
+def load_multiview(seed: int = 0, **knobs) -> Dataset:
+    """Two redundant views per class; sub-task A mostly sees view A, B view B (see `make_multiview`)."""
+    X, y, subtask = make_multiview(seed=seed, **knobs)
+    width = (X.shape[1] - 1) // 2
+    return tabular_dataset(
+        "multiview", X, y, seed, class_names=["0", "1"],
+        feature_names=["cue"] + [f"A{i}" for i in range(width)] + [f"B{i}" for i in range(width)],
+        subtask=subtask, subtask_names=["sub-task A (view A)", "sub-task B (view B)"],
+        metadata={"source": "modekit synthetic multi-view generator", "licence": "MIT (generated)", "knobs": knobs},
     )
 
 

@@ -54,3 +54,36 @@ def make_subtasks(
     flip = rng.random(n_samples) < noise
     y[flip] = 1 - y[flip]
     return X.astype(np.float32), y, subtask
+
+
+def make_multiview(
+    n_samples: int = 4000,
+    view_width: int = 3,
+    multi_view_share: float = 0.3,
+    separation: float = 2.0,
+    signal: float = 1.5,
+    noise: float = 0.05,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two redundant views of the class, and sub-tasks that mostly see different views.
+
+    Features: [cue, view A (view_width), view B (view_width)]. A multi-view sample carries the class
+    signal (mean +-signal) in both views; a single-view sample only in its sub-task's view (A for
+    sub-task 0, B for sub-task 1), the other view being noise. The question (MoDE §5.4.3, weakly
+    supported in our summary): does mutual distillation make an expert use the view its peer learned?
+    """
+    if not 0.0 <= multi_view_share <= 1.0:
+        raise ValueError(f"multi_view_share={multi_view_share!r} is not allowed: it must be in [0, 1]")
+    if not isinstance(view_width, int) or view_width < 1:
+        raise ValueError(f"view_width={view_width!r} is not allowed: view_width must be an integer >= 1")
+    rng = np.random.default_rng(seed)
+    subtask = rng.integers(0, 2, n_samples)
+    y = rng.integers(0, 2, n_samples)
+    sign = np.where(y == 1, 1.0, -1.0)[:, None]
+    multi = rng.random(n_samples) < multi_view_share
+    cue = rng.standard_normal((n_samples, 1)) + np.where(subtask == 1, separation, -separation)[:, None]
+    view_a = rng.standard_normal((n_samples, view_width)) + sign * signal * ((subtask == 0) | multi)[:, None]
+    view_b = rng.standard_normal((n_samples, view_width)) + sign * signal * ((subtask == 1) | multi)[:, None]
+    flip = rng.random(n_samples) < noise
+    y = np.where(flip, 1 - y, y)
+    return np.hstack([cue, view_a, view_b]).astype(np.float32), y.astype(np.int64), subtask.astype(np.int64)

@@ -47,12 +47,18 @@ class MoELayer(nn.Module):
         self.distill_among = distill_among
         # eval-time sparse dispatch for top-k gates (inference speed); L_KD is then not computed
         self.sparse_inference = False
+        # expert probing: when set to i, the gate is replaced by one-hot(i) (see modekit.probing)
+        self.forced_expert: int | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MoEOutput:
         leading = x.shape[:-1]
         flat = x.reshape(-1, x.shape[-1])
         flat_mask = None if mask is None else mask.reshape(-1)
         gate = self.gate(flat, flat_mask)
+        if self.forced_expert is not None:
+            one_hot = torch.zeros_like(gate.weights)
+            one_hot[:, self.forced_expert] = 1.0
+            gate = gate._replace(weights=one_hot, active=one_hot.bool())
         if self.sparse_inference and not self.training and hasattr(self.experts, "forward_routed"):
             mixed = self.experts.forward_routed(flat, gate.weights, gate.active)
             zero = mixed.new_zeros(())

@@ -1,0 +1,135 @@
+"""Seaborn figures for the notebooks. Each returns a matplotlib Figure with labelled axes and a
+title that says what to see; `save(fig, out_dir, name)` writes it as PNG when a folder is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, out_dir, name: str):
+    """Write `name`.png into out_dir (if given) and return the figure."""
+    if out_dir:
+        path = Path(out_dir) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    part = history[history.split != "test"]
+    sns.lineplot(data=part, x="epoch", y="task_loss", hue="split", style=part.get("model"), ax=axes[0])
+    sns.lineplot(data=part, x="epoch", y="accuracy", hue="split", style=part.get("model"), ax=axes[1])
+    axes[0].set(ylabel="task loss (cross-entropy)")
+    axes[1].set(ylabel="accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
+    """One panel per model: distribution of each expert's gate weight over samples."""
+    fig, axes = plt.subplots(1, len(weights_by_model), figsize=(5 * len(weights_by_model), 3.5), squeeze=False)
+    for ax, (label, weights) in zip(axes[0], weights_by_model.items()):
+        frame = pd.DataFrame(weights, columns=[f"expert {i}" for i in range(weights.shape[1])]).melt(var_name="expert", value_name="gate weight")
+        sns.histplot(data=frame, x="gate weight", hue="expert", bins=30, element="step", stat="density", common_norm=False, ax=ax)
+        ax.set(title=label, xlim=(0, 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def decision_regions(grids: dict[str, tuple], X: np.ndarray, y: np.ndarray, title: str):
+    """Per model: predicted class-1 probability (colour) and which expert dominates (contours)."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids), 4.2), squeeze=False)
+    for ax, (label, (xs, ys, probability, expert)) in zip(axes[0], grids.items()):
+        ax.contourf(xs, ys, probability, levels=20, cmap="RdBu_r", alpha=0.65)
+        ax.contour(xs, ys, expert, levels=np.arange(expert.max() + 1) + 0.5, colors="k", linewidths=1.5)
+        ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", s=6, edgecolors="none", alpha=0.7)
+        ax.set(title=f"{label} (black lines: expert borders)", xlabel="x0 (routing cue)", ylabel="x1 (rule feature)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = None):
+    """Accuracy and expert consistency against alpha (log axis; alpha = 0 drawn at the left edge)."""
+    frame = table.copy()
+    positive = frame.alpha[frame.alpha > 0]
+    zero_at = positive.min() / 10 if len(positive) else 1e-4
+    frame["alpha_plot"] = frame.alpha.where(frame.alpha > 0, zero_at)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sns.lineplot(data=frame, x="alpha_plot", y="test_accuracy", errorbar="sd", marker="o", ax=axes[0])
+    sns.lineplot(data=frame, x="alpha_plot", y="cosine_similarity", errorbar="sd", marker="o", color="C2", ax=axes[1])
+    ticks = sorted(frame.alpha_plot.unique())
+    for ax, label in zip(axes, ("test accuracy (mean +- sd)", "expert cosine similarity")):
+        ax.set(xscale="log", xlabel="alpha (0 = plain MoE)", ylabel=label)
+        ax.set_xticks(ticks, ["0" if t == zero_at else f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        if paper_alpha:
+            ax.axvspan(min(paper_alpha) * 0.9, max(paper_alpha) * 1.1, color="orange", alpha=0.2, label="paper's alpha")
+            ax.legend(loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None):
+    """Own-domain vs cross-domain accuracy per expert, MoE vs MoDE; dashed lines: paper values."""
+    frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
+    grid = sns.catplot(data=frame, x="expert", y="accuracy", hue="model", col="kind", kind="bar", errorbar="sd", height=3.6, aspect=1.2)
+    for ax in grid.axes.flat:
+        for label, value in (reference or {}).items():
+            ax.axhline(value, ls="--", color="grey", lw=1)
+            ax.text(ax.get_xlim()[0], value, f" paper {label}: {value}", va="bottom", fontsize=8, color="grey")
+        ax.set(ylim=(max(0.0, frame.accuracy.min() - 0.1), 1.0))
+    grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def feature_importance(importance: pd.DataFrame, title: str):
+    grid = sns.catplot(data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar="sd", height=3.4, aspect=1.4)
+    grid.set_axis_labels("feature", "accuracy drop when shuffled")
+    grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def spectra(spectra_table: pd.DataFrame, title: str):
+    grid = sns.relplot(data=spectra_table, x="index", y="singular_value", hue="expert", col="matrix", row="layer" if spectra_table.layer.nunique() > 1 else None,
+                       kind="line", height=3.2, aspect=1.3, facet_kws={"sharey": False})
+    grid.set(yscale="log")
+    grid.set_axis_labels("singular value index", "singular value (log)")
+    grid.figure.suptitle(title, y=1.03)
+    return grid.figure
+
+
+def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, dense: float | None = None):
+    frame = summary[summary.stage.isin(["before KD", "after KD"])]
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    sns.barplot(data=frame, x="student", y="mean", hue="stage", ax=ax)
+    for value, label, style in ((teacher, "MoE teacher", "-"), (dense, "dense from scratch", "--")):
+        if value is not None:
+            ax.axhline(value, color="k", ls=style, lw=1, label=label)
+    ax.set(xlabel="student", ylabel="test accuracy (mean over seeds)", ylim=(max(0, frame["mean"].min() - 0.05), 1.0))
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def comparison(summary: pd.DataFrame, title: str):
+    frame = summary.melt(id_vars=["dataset"], value_vars=["moe_mean", "mode_mean"], var_name="model", value_name="test accuracy")
+    frame["model"] = frame.model.map({"moe_mean": "MoE", "mode_mean": "MoDE"})
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    sns.barplot(data=frame, x="dataset", y="test accuracy", hue="model", ax=ax)
+    ax.set(ylim=(max(0, frame["test accuracy"].min() - 0.05), 1.0), ylabel="test accuracy (mean over seeds)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

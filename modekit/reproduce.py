@@ -1,0 +1,101 @@
+"""The batch reproduction: every notebook run headless by papermill, then one report.
+
+Each notebook gets the parameters FAST (profile) and OUT_DIR (its own folder under the report),
+writes its figures (PNG), tables (CSV) and measured claims there, and its executed copy is kept.
+A notebook that fails does not stop the others; its executed copy keeps the error, the report
+lists it, and `reproduce` returns non-zero. An existing report folder is never overwritten unless
+`force=True`; by default each run gets a new timestamped folder under reports/.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .claims import RULE, scorecard
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = ["00_quickstart", "01_narrow_vision", "02_alpha_sensitivity", "03_expert_probing", "04_ones_svd_gathering", "05_reproduction"]
+PROFILES = ("fast", "full")
+
+
+def default_out() -> Path:
+    return Path("reports") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def prepare_out(out: Path, force: bool) -> Path:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise ValueError(f"out={str(out)!r} exists and is not empty: choose a new folder, or pass force=True (--force) to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_notebooks(out: Path, profile: str = "fast", notebooks=None, progress: bool = True) -> pd.DataFrame:
+    """Execute each notebook with papermill; one row per notebook: status, seconds, error."""
+    import papermill
+
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r} is not allowed: profile must be 'fast' or 'full'")
+    rows = []
+    for name in tqdm(notebooks or NOTEBOOKS, desc="notebooks", disable=not progress):
+        source = NOTEBOOK_DIR / f"{name}.ipynb"
+        if not source.is_file():
+            raise ValueError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
+        start, status, error = time.perf_counter(), "ok", ""
+        try:
+            papermill.execute_notebook(
+                str(source), str(out / f"{name}.ipynb"), parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
+                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
+            )
+        except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
+            status, error = "failed", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+        rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
+    return pd.DataFrame(rows)
+
+
+def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Path:
+    """report.md and report.html: run table, scorecard with its rule, every figure and table."""
+    card = scorecard(out)
+    card.to_csv(out / "scorecard.csv", index=False)
+    runs.to_csv(out / "runs.csv", index=False)
+    shown = card.assign(ours=[f"{m:.4g} +- {s:.2g} (n={n})" if m == m else "-" for m, s, n in zip(card.ours_mean, card.ours_std, card.n)])
+    shown = shown[["claim", "statement", "paper", "measured", "ours", "verdict", "notebook"]]
+    figures = sorted(out.glob("*/*.png"))
+    tables = sorted(out.glob("*/*.csv"))
+    markdown = [
+        f"# modekit reproduction report ({profile} profile)",
+        f"\nGenerated {datetime.datetime.now():%Y-%m-%d %H:%M}, wall time {wall:.0f} s.\n",
+        "## Notebooks\n", runs.to_markdown(index=False),
+        "\n## Scorecard\n", f"Verdict rule: {RULE}.\n", shown.to_markdown(index=False),
+        "\n## Figures\n", *[f"### {p.parent.name}/{p.stem}\n\n![{p.stem}]({p.relative_to(out)})\n" for p in figures],
+        "\n## Tables\n", *[f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in tables],
+    ]
+    (out / "report.md").write_text("\n".join(markdown) + "\n")
+    page = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>modekit reproduction report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}.failed{color:#b00}</style></head><body>",
+        f"<h1>modekit reproduction report ({html.escape(profile)} profile)</h1><p>wall time {wall:.0f} s</p>",
+        "<h2>Notebooks</h2>", runs.to_html(index=False, classes="runs"),
+        "<h2>Scorecard</h2>", f"<p>Verdict rule: {html.escape(RULE)}.</p>", shown.to_html(index=False),
+        "<h2>Figures</h2>", *[f"<h3>{html.escape(p.parent.name)}/{html.escape(p.stem)}</h3><img src='{p.relative_to(out)}'>" for p in figures],
+        "<h2>Tables</h2><ul>", *[f"<li><a href='{p.relative_to(out)}'>{p.relative_to(out)}</a></li>" for p in tables], "</ul></body></html>",
+    ]
+    (out / "report.html").write_text("\n".join(page))
+    return out / "report.md"
+
+
+def reproduce(profile: str = "fast", out=None, force: bool = False, notebooks=None, progress: bool = True) -> tuple[Path, pd.DataFrame]:
+    out = prepare_out(Path(out) if out else default_out(), force)
+    start = time.perf_counter()
+    runs = run_notebooks(out, profile, notebooks, progress)
+    report = write_report(out, runs, profile, time.perf_counter() - start)
+    return report, runs
