@@ -6,4 +6,4 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$root/ci/setup.sh"
 cd "$root"
 export MODEKIT_FAST=1 PYTHONHASHSEED=0
-python -m pytest tests "$@"
+python -m pytest tests notebooks --nbval-lax --nbval-current-env "$@"
