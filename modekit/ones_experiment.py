@@ -28,10 +28,8 @@ TEACHER = {"tabular": ModelConfig(gate="topk", top_k=2), "image": ModelConfig(ba
 
 def teacher_config(data: Dataset) -> ModelConfig:
     config = TEACHER[data.domain]
-    if data.domain == "image" and data.X_train.shape[-1] % 4:
-        config = config.replace(patch_size=2)
-    if data.domain == "image" and data.X_train.shape[-1] <= 8:
-        config = config.replace(patch_size=2)
+    if data.domain == "image" and (data.X_train.shape[-1] % 4 or data.X_train.shape[-1] <= 8):
+        config = config.replace(patch_size=2)  # 8x8 digits: 2x2 patches give 16 tokens
     return model_config_for(data, config)
 
 
