@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--out", type=Path, help="report folder (default: reports/<timestamp>); never overwritten without --force")
     reproduce.add_argument("--force", action="store_true", help="replace an existing report folder")
     reproduce.add_argument("--only", help="comma-separated notebook names (default: all)")
+    reproduce.add_argument("--cell-timeout", type=float, metavar="SECONDS",
+                           help="seconds one cell may run before its notebook counts as hung (default: 900 fast, 21600 full)")
+    reproduce.add_argument("--threads", type=int, metavar="N",
+                           help="CPU threads per notebook kernel (default: 1 fast, torch's default full)")
 
     for name, text in (("compare", "MoE vs MoDE vs dense baselines across domains, paired by seed"),):
         command = commands.add_parser(name, help=text)
@@ -256,7 +260,7 @@ def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
     notebooks = [n for n in args.only.split(",") if n] if args.only else None
-    report, runs = reproduce(args.profile, args.out, args.force, notebooks, progress=True)
+    report, runs = reproduce(args.profile, args.out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads)
     print(runs.to_string(index=False))
     from .claims import scorecard
 

@@ -1,9 +1,8 @@
 import os
 
 import pytest
-import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# CPU threads: torch's default, or OMP_NUM_THREADS (ci/test.sh sets 1 for every process it starts)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 notebook does not stop the others; reports are never overwritten silently."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,54 @@ def test_failing_notebook_is_reported_and_the_others_run(tmp_path, monkeypatch):
     assert "failed" in report.read_text()
     card = scorecard(tmp_path / "out")
     assert (card.verdict == "not run").all()
+
+
+def _write_notebooks(folder, sources):
+    folder.mkdir(exist_ok=True)
+    for name, source in sources.items():
+        nb = new_notebook(cells=[new_code_cell("FAST = None\nOUT_DIR = None", metadata={"tags": ["parameters"]}),
+                                 new_code_cell(source)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_dead_kernel_is_run_again_and_a_hung_cell_times_out(tmp_path, monkeypatch):
+    marker = tmp_path / "first-attempt-done"
+    # 'flaky' kills its own kernel on the first attempt only; 'hangs' sleeps past the cell timeout every time
+    _write_notebooks(tmp_path / "notebooks", {
+        "flaky": f"import os, pathlib\nmarker = pathlib.Path({str(marker)!r})\n"
+                 "if not marker.exists():\n    marker.touch()\n    os._exit(1)\nprint('second attempt ran')",
+        "hangs": "import time\ntime.sleep(60)",
+    })
+    monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    (tmp_path / "out").mkdir()
+    runs = batch.run_notebooks(tmp_path / "out", notebooks=["flaky", "hangs"], progress=False, cell_timeout=3).set_index("notebook")
+    assert runs.loc["flaky", "status"] == "ok" and runs.loc["flaky", "attempts"] == 2
+    assert "attempt 1: DeadKernelError" in runs.loc["flaky", "error"]
+    assert runs.loc["hangs", "status"] == "failed" and runs.loc["hangs", "attempts"] == 2
+    assert runs.loc["hangs", "error"].count("timed out") == 2, runs.loc["hangs", "error"]
+    assert runs.loc["hangs", "seconds"] < 55  # stopped by the timeout, not by the cell finishing
+
+
+def test_fast_kernels_get_one_thread_and_the_environment_is_restored(tmp_path, monkeypatch):
+    _write_notebooks(tmp_path / "notebooks", {
+        "threads": "import os, torch\nassert os.environ['OMP_NUM_THREADS'] == '1', os.environ.get('OMP_NUM_THREADS')\n"
+                   "assert torch.get_num_threads() == 1, torch.get_num_threads()",
+    })
+    monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    (tmp_path / "out").mkdir()
+    runs = batch.run_notebooks(tmp_path / "out", "fast", notebooks=["threads"], progress=False)
+    assert runs.status.tolist() == ["ok"], runs.error.tolist()
+    assert os.environ["OMP_NUM_THREADS"] == "7"
+
+
+@pytest.mark.parametrize("option, value, message", [("cell_timeout", 0, "cell_timeout=0 is not allowed"),
+                                                     ("threads", 0, "threads=0 is not allowed"),
+                                                     ("notebooks", ["nope"], "notebook 'nope' not found")])
+def test_bad_run_options_are_refused(tmp_path, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        batch.run_notebooks(tmp_path, **{"notebooks": ["00_quickstart"], "progress": False, option: value})
 
 
 def test_cli_reproduce_exits_nonzero_on_bad_profile():

@@ -97,6 +97,13 @@ def lab_server(root: Path, log_path: Path, env: dict[str, str | None] | None = N
             time.sleep(0.5)
         yield base, token
     finally:
+        # Ask the server to shut its kernels down and exit (kernels run in sessions of their own, so
+        # they are not in the server's process group); then terminate, then kill what is left.
+        with contextlib.suppress(OSError):
+            request = urllib.request.Request(f"{base}/api/shutdown", method="POST", headers={"Authorization": f"token {token}"})
+            urllib.request.urlopen(request, timeout=10).close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
         try:
