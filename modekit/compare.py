@@ -123,7 +123,7 @@ def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
 def format_summary(summary: pd.DataFrame) -> str:
     """The summary as an aligned text table: accuracies in %, mean +- std over seeds."""
     lines = [
-        f"{'dataset':<14} {'domain':<8} {'alpha':>6} {'MoE test acc':>16} {'MoDE test acc':>16} {'MoDE - MoE':>16} {'wins':>5}"
+        f"{'dataset':<14} {'domain':<8} {'alpha':>6} {'MoE test acc':>16} {'MoDE test acc':>16} {'MoDE - MoE':>16} {'MoDE>=MoE':>9}"
         f" {'dense=compute':>13} {'dense=params':>12}"
     ]
     for row in summary.itertuples():
@@ -131,7 +131,7 @@ def format_summary(summary: pd.DataFrame) -> str:
         lines.append(
             f"{row.dataset:<14} {row.domain:<8} {row.alpha:>6g} {100 * row.moe_mean:>8.2f} +- {100 * row.moe_std:<4.2f} "
             f"{100 * row.mode_mean:>8.2f} +- {100 * row.mode_std:<4.2f} "
-            f"{100 * row.diff_mean:>+8.2f} +- {100 * row.diff_std:<4.2f} {row.mode_wins_or_ties:>2}/{row.seeds} {dense}"
+            f"{100 * row.diff_mean:>+8.2f} +- {100 * row.diff_std:<4.2f} {f'{row.mode_wins_or_ties}/{row.seeds}':>9} {dense}"
         )
     return "\n".join(lines)
 
