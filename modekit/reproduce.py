@@ -41,8 +41,8 @@ def prepare_out(out: Path, force: bool) -> Path:
 
 
 # Seconds one cell may run before its notebook counts as hung (FAST cells take seconds; full-profile
-# cells train on real data). Also bounds papermill's final wait for the kernel, which otherwise waits
-# forever when a reply is lost (nteract/papermill#711).
+# cells train on real data). Also bounds papermill's final wait for the kernel (nteract/papermill#711).
+# Replies the client's poll missed are picked up by the PatientKernelManager (notebook_client.py).
 CELL_TIMEOUT_S = {"fast": 900, "full": 6 * 3600}
 # CPU threads of each notebook's kernel (OMP_NUM_THREADS; None: torch's default, one per core). The
 # fast profile's models are tiny: on an idle 2-core CPU a second thread gains ~5%, and on cores that
@@ -96,6 +96,8 @@ def _run_each(out: Path, profile: str, notebooks, progress: bool, cell_timeout: 
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .notebook_client import PatientKernelManager
+
     rows = []
     for name in tqdm(notebooks or NOTEBOOKS, desc="notebooks", disable=not progress):
         source = NOTEBOOK_DIR / f"{name}.ipynb"
@@ -105,7 +107,7 @@ def _run_each(out: Path, profile: str, notebooks, progress: bool, cell_timeout: 
                 papermill.execute_notebook(
                     str(source), str(out / f"{name}.ipynb"), parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
-                    execution_timeout=cell_timeout, start_timeout=120,
+                    execution_timeout=cell_timeout, start_timeout=120, kernel_manager_class=PatientKernelManager,
                 )
                 status = "ok"
                 break
