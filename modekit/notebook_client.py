@@ -18,7 +18,7 @@ from queue import Empty
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import DottedObjectName, Type
+from traitlets import Type
 
 POLL_INTERVAL_S = 0.5
 
@@ -44,5 +44,4 @@ class PatientKernelClient(AsyncKernelClient):
 
 
 class PatientKernelManager(AsyncKernelManager):
-    client_class = DottedObjectName("modekit.notebook_client.PatientKernelClient")
     client_factory = Type(PatientKernelClient)

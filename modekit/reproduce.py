@@ -40,41 +40,61 @@ def prepare_out(out: Path, force: bool) -> Path:
     return out
 
 
-# Seconds one cell may run before its notebook counts as hung (FAST cells take seconds; full-profile
-# cells train on real data). Also bounds papermill's final wait for the kernel (nteract/papermill#711).
-# Replies the client's poll missed are picked up by the PatientKernelManager (notebook_client.py).
+# Seconds one cell may run before its notebook counts as hung and fails (FAST cells take seconds;
+# full-profile cells train on real data). Also bounds papermill's final wait for the kernel
+# (nteract/papermill#711). Replies a poll missed are picked up by PatientKernelManager.
 CELL_TIMEOUT_S = {"fast": 900, "full": 6 * 3600}
 # CPU threads of each notebook's kernel (OMP_NUM_THREADS; None: torch's default, one per core). The
 # fast profile's models are tiny: on an idle 2-core CPU a second thread gains ~5%, and on cores that
 # something else is using, two spinning threads per process made training 8x slower than one.
 KERNEL_THREADS = {"fast": 1, "full": None}
-ATTEMPTS = 2  # a notebook whose kernel hung or died is run once more; an error in a cell is not retried
 
 
-def run_notebooks(out: Path, profile: str = "fast", notebooks=None, progress: bool = True,
-                  cell_timeout: float | None = None, threads: int | None = None) -> pd.DataFrame:
-    """Execute each notebook with papermill; one row per notebook: status, attempts, seconds, error.
-
-    A cell that raises fails its notebook at once (the executed copy keeps the traceback). A kernel
-    that dies or a cell that runs past `cell_timeout` seconds (default per profile, CELL_TIMEOUT_S)
-    is a failure of the run rather than of the notebook's code: the notebook is run once more and
-    the first error is kept in the `error` column either way. `threads` sets the kernels' CPU
-    threads (default per profile, KERNEL_THREADS).
-    """
+def check_options(profile: str, notebooks=None, cell_timeout: float | None = None, threads: int | None = None):
+    """Validate the run's options and fill in the profile's defaults: (notebooks, cell_timeout, threads)."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is not allowed: profile must be 'fast' or 'full'")
-    if cell_timeout is None:
-        cell_timeout = CELL_TIMEOUT_S[profile]
+    notebooks = list(notebooks or NOTEBOOKS)
+    for name in notebooks:
+        if not (NOTEBOOK_DIR / f"{name}.ipynb").is_file():
+            raise ValueError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
+    cell_timeout = CELL_TIMEOUT_S[profile] if cell_timeout is None else cell_timeout
     if not cell_timeout > 0:
         raise ValueError(f"cell_timeout={cell_timeout!r} is not allowed: it must be a positive number of seconds")
     threads = KERNEL_THREADS[profile] if threads is None else threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads={threads!r} is not allowed: it must be a positive integer (CPU threads per notebook kernel)")
-    for name in notebooks or NOTEBOOKS:
-        if not (NOTEBOOK_DIR / f"{name}.ipynb").is_file():
-            raise ValueError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
+    return notebooks, cell_timeout, threads
+
+
+def run_notebooks(out: Path, profile: str = "fast", notebooks=None, progress: bool = True,
+                  cell_timeout: float | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Execute each notebook with papermill; one row per notebook: status, seconds, error.
+
+    A notebook fails when a cell raises (its executed copy keeps the traceback), its kernel dies, or a
+    cell runs past `cell_timeout` seconds (default per profile, CELL_TIMEOUT_S); the others still run.
+    `threads` sets the kernels' CPU threads (default per profile, KERNEL_THREADS).
+    """
+    import papermill
+
+    from .notebook_client import PatientKernelManager
+
+    notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
+    rows = []
     with _kernel_threads(threads):
-        return pd.DataFrame(_run_each(out, profile, notebooks, progress, cell_timeout))
+        for name in tqdm(notebooks, desc="notebooks", disable=not progress):
+            start, status, error = time.perf_counter(), "ok", ""
+            try:
+                papermill.execute_notebook(
+                    str(NOTEBOOK_DIR / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
+                    parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
+                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
+                    execution_timeout=cell_timeout, start_timeout=120, kernel_manager_class=PatientKernelManager,
+                )
+            except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
+                status, error = "failed", _one_line(exc)
+            rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
+    return pd.DataFrame(rows)
 
 
 @contextlib.contextmanager
@@ -92,40 +112,12 @@ def _kernel_threads(threads: int | None):
             os.environ["OMP_NUM_THREADS"] = previous
 
 
-def _run_each(out: Path, profile: str, notebooks, progress: bool, cell_timeout: float) -> list[dict]:
-    import papermill
+def _one_line(exc: Exception) -> str:
+    """A cell's error ends with the exception it raised; a timeout or dead kernel says what in its first line."""
     from papermill.exceptions import PapermillExecutionError
 
-    from .notebook_client import PatientKernelManager
-
-    rows = []
-    for name in tqdm(notebooks or NOTEBOOKS, desc="notebooks", disable=not progress):
-        source = NOTEBOOK_DIR / f"{name}.ipynb"
-        start, errors = time.perf_counter(), []
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                papermill.execute_notebook(
-                    str(source), str(out / f"{name}.ipynb"), parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
-                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
-                    execution_timeout=cell_timeout, start_timeout=120, kernel_manager_class=PatientKernelManager,
-                )
-                status = "ok"
-                break
-            except PapermillExecutionError as exc:  # a cell raised: the executed copy keeps the failing cell
-                status = "failed"
-                errors.append(_one_line(exc, last=True))  # the exception the cell raised
-                break
-            except Exception as exc:  # the kernel died or hung: run the notebook again
-                status = "failed"
-                errors.append(f"attempt {attempt}: {_one_line(exc, last=False)}")  # what went wrong
-        rows.append({"notebook": name, "status": status, "attempts": attempt,
-                     "seconds": round(time.perf_counter() - start, 1), "error": "; ".join(errors)})
-    return rows
-
-
-def _one_line(exc: Exception, last: bool) -> str:
     lines = str(exc).strip().splitlines() or [""]
-    return f"{type(exc).__name__}: {lines[-1] if last else lines[0]}"
+    return f"{type(exc).__name__}: {lines[-1] if isinstance(exc, PapermillExecutionError) else lines[0]}"
 
 
 def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Path:
@@ -162,6 +154,7 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
 
 def reproduce(profile: str = "fast", out=None, force: bool = False, notebooks=None, progress: bool = True,
               cell_timeout: float | None = None, threads: int | None = None) -> tuple[Path, pd.DataFrame]:
+    check_options(profile, notebooks, cell_timeout, threads)  # before prepare_out may replace a report
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
     runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
