@@ -3,9 +3,11 @@ title that says what to see; `save(fig, out_dir, name)` writes it as PNG when a 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -85,11 +87,12 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
     """Own-domain vs cross-domain accuracy per expert, MoE vs MoDE; dashed lines: paper values."""
     frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
     grid = sns.catplot(data=frame, x="expert", y="accuracy", hue="model", col="kind", kind="bar", errorbar="sd", height=3.6, aspect=1.2)
-    for ax in grid.axes.flat:
-        for label, value in (reference or {}).items():
-            ax.axhline(value, ls="--", color="grey", lw=1)
-            ax.text(ax.get_xlim()[0], value, f" paper {label}: {value}", va="bottom", fontsize=8, color="grey")
-        ax.set(ylim=(max(0.0, frame.accuracy.min() - 0.1), 1.0))
+    grid.set(ylim=(max(0.0, frame.accuracy.min() - 0.1), 1.0))
+    if reference:  # the paper's numbers are own-DS accuracies: lines on that panel, named in its legend
+        own = grid.axes_dict["own DS"]
+        lines = [own.axhline(value, ls=style, color="dimgrey", lw=1, label=f"paper {label}: {value}")
+                 for (label, value), style in zip(reference.items(), itertools.cycle(["--", ":", "-.", (0, (5, 1, 1, 1))]))]
+        own.legend(handles=lines, loc="lower left", fontsize=7, framealpha=0.9)
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
@@ -103,8 +106,11 @@ def feature_importance(importance: pd.DataFrame, title: str):
 
 def spectra(spectra_table: pd.DataFrame, title: str):
     grid = sns.relplot(data=spectra_table, x="index", y="singular_value", hue="expert", col="matrix", row="layer" if spectra_table.layer.nunique() > 1 else None,
-                       kind="line", height=3.2, aspect=1.3, facet_kws={"sharey": False})
+                       kind="line", height=3.2, aspect=1.3, facet_kws={"sharex": False, "sharey": False})
     grid.set(yscale="log")
+    for ax in grid.axes.flat:  # plain numbers (0.01, 2.5), also on a log axis spanning less than a decade
+        ax.yaxis.set_major_formatter(mticker.LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
     grid.set_axis_labels("singular value index", "singular value (log)")
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
