@@ -1,4 +1,4 @@
-"""Train-step throughput at the reference shape (architecture.md): samples per second.
+"""Train-step throughput at the reference shape (docs/architecture.md): samples per second.
 
 Shape: 54 features, expert hidden 128, 7 classes, 4 experts, batch 2048 (Covertype-like).
 Measured: the ModuleList reference loop, stacked experts, and populations of K = 16 and K = 64
@@ -16,10 +16,11 @@ import torch
 from torch.func import stack_module_state
 
 from .config import ModelConfig, TrainConfig
-from .losses import moe_objective
+from .device import autocast, resolve_device, synchronize
 from .nn import build_model
+from .objectives import mode_loss
 from .population import vectorised_functions
-from .train import autocast, make_optimizer, resolve_device
+from .train import make_optimizer
 
 BENCH_SHAPE = {"n_features": 54, "expert_hidden": 128, "expert_out": 128, "n_classes": 7, "n_experts": 4}
 BENCH_BATCH = 2048
@@ -31,20 +32,15 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(step, device, warmup: int, repeats: int) -> float:
     """Seconds per call of `step`, after warm-up, with device sync around the timed block."""
     for _ in range(warmup):
         step()
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         step()
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 
@@ -57,9 +53,9 @@ def _single_model_step(model, device, batch):
     def step():
         with autocast(device):
             out = model(x)
-        total, _, _ = moe_objective(out, y, 0.1, 0.0)
+        loss = mode_loss(out, y, 0.1, 0.0)
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        loss.total.backward()
         optimizer.step()
 
     return step
@@ -130,7 +126,7 @@ def ones_bench(device: str = "auto", batch_sizes=(1, 32, 256, 1024)) -> list[dic
     """OneS inference speed: a top-2 of 4 experts text-transformer teacher (routed inference) vs its
     SVD-gathered dense student (same shapes as the synthetic text task), eval mode."""
     from .data import load
-    from .ones import make_student
+    from .gathering import make_student
     from .ones_experiment import inference_speed, teacher_config
 
     data = load("synthtext", n_samples=400)
@@ -151,9 +147,14 @@ def format_bench(report: dict) -> str:
         for name, value in report["ratios"].items():
             lines.append(f"{name:<34} {value:>13.2f}x")
     if "ones_inference" in report:
-        lines += ["", "OneS inference (text transformer, teacher top-2 of 4 experts, routed; student dense):",
-                  f"{'device':<7} {'batch':>6} {'teacher/s':>12} {'student/s':>12} {'speedup':>8} {'FLOP bound':>11}"]
+        lines += [
+            "",
+            "OneS inference (text transformer, teacher top-2 of 4 experts, routed; student dense):",
+            f"{'device':<7} {'batch':>6} {'teacher/s':>12} {'student/s':>12} {'speedup':>8} {'FLOP bound':>11}",
+        ]
         for row in report["ones_inference"]:
-            lines.append(f"{row['device']:<7} {row['batch']:>6} {row['teacher_samples_per_s']:>12,.0f} {row['student_samples_per_s']:>12,.0f} "
-                         f"{row['speedup']:>7.2f}x {row['flop_ratio_bound']:>10.2f}x")
+            lines.append(
+                f"{row['device']:<7} {row['batch']:>6} {row['teacher_samples_per_s']:>12,.0f} {row['student_samples_per_s']:>12,.0f} "
+                f"{row['speedup']:>7.2f}x {row['flop_ratio_bound']:>10.2f}x"
+            )
     return "\n".join(lines)

@@ -16,28 +16,12 @@ import pandas as pd
 
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
+from .errors import UserError
+from .nn import model_config_for
 from .population import sweep_configs, train_population
-from .train import model_config_for, results_frame
-
-# name -> the dataset lists of a profile per domain, and the epochs it trains
-PROFILES = {
-    "fast": {
-        "datasets": {"tabular": ["subtasks", "wine", "breast_cancer", "digits"], "image": ["digits8x8"], "text": ["synthtext"]},
-        "epochs": {"tabular": 60, "image": 15, "text": 8},
-        "max_train": None,
-    },
-    "full": {
-        "datasets": {"tabular": ["letter", "satimage", "magic", "penbased"], "image": ["fashion_mnist", "mnist"], "text": ["sst2", "trec", "mr"]},
-        "epochs": {"tabular": 30, "image": 5, "text": 4},
-        "max_train": None,
-    },
-}
-DOMAINS = ("tabular", "image", "text")
-
-# The paper's alpha per domain (seed summary: 0.01-0.1 tabular, 1 NLP, 10 CV)
-PAPER_ALPHA = {"tabular": (0.01, 0.1), "text": (1.0, 1.0), "image": (10.0, 10.0)}
-# Our search grid per domain: the paper's range widened by about half a decade on each side (ours)
-ALPHA_GRID = {"tabular": (0.01, 0.03, 0.1, 0.3), "text": (0.3, 1.0, 3.0), "image": (3.0, 10.0, 30.0)}
+from .profiles import ALPHA_GRID, paper_alpha_text
+from .stats import paired_difference
+from .train import results_frame
 
 
 def compare_moe_mode(
@@ -60,7 +44,7 @@ def compare_moe_mode(
             data = data.subsample_train(max_train, seed=0)
         grid = tuple(alphas) if alphas is not None else ALPHA_GRID[data.domain]
         if any(a <= 0 for a in grid):
-            raise ValueError(f"alphas={list(grid)!r} is not allowed: MoDE alphas must be > 0 (alpha = 0, MoE, is always run)")
+            raise UserError(f"alphas={list(grid)!r} is not allowed: MoDE alphas must be > 0 (alpha = 0, MoE, is always run)")
         configs = sweep_configs(base, (0.0, *grid), seeds)
         results = train_population(data, model_config, configs, vectorise=vectorise, progress=progress)
         frame = results_frame(results, dataset=data.name, domain=data.domain)
@@ -95,7 +79,7 @@ def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
         part = results[results["dataset"] == dataset]
         moe = part[part["model"] == "MoE"].set_index("seed")["test_accuracy"]
         mode = part[(part["model"] == "MoDE") & (part["alpha"] == alpha)].set_index("seed")["test_accuracy"]
-        difference = (mode - moe).dropna()
+        difference = paired_difference(part[(part["model"] == "MoE") | (part["alpha"] == alpha)], "test_accuracy")
         dense = {
             f"{key}_mean": part[part["model"] == label]["test_accuracy"].mean()
             for key, label in (("dense_compute", "dense (same compute)"), ("dense_params", "dense (same params)"))
@@ -141,5 +125,5 @@ def sweet_spots(results: pd.DataFrame) -> pd.DataFrame:
     chosen = choose_alpha(results).rename("chosen_alpha").reset_index()
     domains = results.drop_duplicates("dataset").set_index("dataset")["domain"]
     chosen["domain"] = chosen["dataset"].map(domains)
-    chosen["paper_alpha"] = chosen["domain"].map(lambda d: "-".join(f"{a:g}" for a in sorted(set(PAPER_ALPHA[d]))))
+    chosen["paper_alpha"] = chosen["domain"].map(paper_alpha_text)
     return chosen[["domain", "dataset", "chosen_alpha", "paper_alpha"]]

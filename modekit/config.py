@@ -2,7 +2,7 @@
 
 Every field carries a why-comment. Values marked (paper) come from the MoDE / OneS papers as far as
 our summaries tell; values marked (ours) are defaults we chose where the papers are silent
-(see docs/method.md in the shared folder and the README's "Paper values vs our defaults").
+(docs/method.md §7 and the README's "Paper values vs our defaults").
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .device import DEVICES
+from .errors import UserError
+
 GATES = ("dense", "topk")
 BACKBONES = ("auto", "mlp", "cnn", "vit", "transformer")
 DISTILL_AMONG = ("all", "active")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{field}={value!r} is not allowed: {field} must be {allowed}")
+    raise UserError(f"{field}={value!r} is not allowed: {field} must be {allowed}")
 
 
 def _check_int(field: str, value: Any, minimum: int) -> None:
@@ -36,7 +38,8 @@ def _check_non_negative(field: str, value: Any) -> None:
         _fail(field, value, "a finite number >= 0")
 
 
-def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    """The one check of a string option against its allowed values (configs and layers use it)."""
     if value not in choices:
         _fail(field, value, "one of " + ", ".join(repr(c) for c in choices))
 
@@ -80,13 +83,13 @@ class ModelConfig(_Config):
         _check_int("n_experts", self.n_experts, 1)
         _check_int("expert_hidden", self.expert_hidden, 1)
         _check_int("expert_out", self.expert_out, 1)
-        _check_choice("gate", self.gate, GATES)
+        check_choice("gate", self.gate, GATES)
         _check_int("top_k", self.top_k, 1)
         if self.gate == "topk" and self.top_k > self.n_experts:
             _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
-        _check_choice("distill_among", self.distill_among, DISTILL_AMONG)
+        check_choice("distill_among", self.distill_among, DISTILL_AMONG)
         _check_int("tower_hidden", self.tower_hidden, 0)
-        _check_choice("backbone", self.backbone, BACKBONES)
+        check_choice("backbone", self.backbone, BACKBONES)
         for name in ("d_model", "n_heads", "n_layers", "patch_size", "max_length"):
             _check_int(name, getattr(self, name), 1)
         if self.d_model % self.n_heads:
@@ -131,4 +134,4 @@ class TrainConfig(_Config):
         _check_non_negative("weight_decay", self.weight_decay)
         _check_int("patience", self.patience, 0)
         _check_int("seed", self.seed, 0)
-        _check_choice("device", self.device, DEVICES)
+        check_choice("device", self.device, DEVICES)

@@ -18,12 +18,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
-from .nn.backbones import moe_layers
-from .ones import SWITCH_RECIPE, benefit_preserved, gather_matrices, make_student, teacher_kl
-from .train import evaluate, model_config_for, resolve_device, train
+from .device import resolve_device, synchronize
+from .gathering import gather_matrices, k_limit, make_student
+from .nn import model_config_for, moe_layers
+from .objectives import SWITCH_RECIPE, DistillationObjective, teacher_kl
+from .profiles import MODE_ALPHA
+from .stats import benefit_preserved
+from .train import evaluate, train
 
-TEACHER = {"tabular": ModelConfig(gate="topk", top_k=2), "image": ModelConfig(backbone="vit", gate="topk", top_k=2),
-           "text": ModelConfig(gate="topk", top_k=2)}
+TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
+KD_EPOCHS = 10  # distillation epochs per student (ours)
+TEACHER = {
+    "tabular": ModelConfig(gate="topk", top_k=2),
+    "image": ModelConfig(backbone="vit", gate="topk", top_k=2),
+    "text": ModelConfig(gate="topk", top_k=2),
+}
 
 
 def teacher_config(data: Dataset) -> ModelConfig:
@@ -48,11 +57,11 @@ def run_ones(
     mode_alpha: float | None = None,
 ) -> pd.DataFrame:
     """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD)."""
-    base = train_config or TrainConfig(epochs=30, progress=False)
-    kd = kd_config or base.replace(epochs=max(1, base.epochs // 2))
+    base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
+    kd = kd_config or base.replace(epochs=KD_EPOCHS)
     config = teacher_config(data)
     dense_config = config.replace(n_experts=1, top_k=1, gate="dense")
-    alpha = {"tabular": 0.1, "image": 3.0, "text": 0.3}[data.domain] if mode_alpha is None else mode_alpha
+    alpha = MODE_ALPHA[data.domain] if mode_alpha is None else mode_alpha
     rows = []
     for seed in seeds:
         dense = train(data, dense_config, base.replace(seed=seed)).model
@@ -62,16 +71,18 @@ def run_ones(
             teacher = train(data, config, base.replace(seed=seed, alpha=teacher_alpha)).model
             rows.append(_row(seed, label, "teacher", "trained", teacher, data))
             if label == "MoE":  # the baselines need one teacher only
-                random_init = train(data, dense_config, kd.replace(seed=seed), teacher=teacher).model
+                random_init = train(data, dense_config, kd.replace(seed=seed), objective=DistillationObjective(teacher)).model
                 rows.append(_row(seed, label, "KD from random init", "after KD", random_init, data, teacher))
                 switch = make_student(teacher, "random", seed=seed)
                 rows.append(_row(seed, label, "Switch-style", "before KD", switch, data, teacher))
-                switch = train(data, config, kd.replace(seed=seed), model=switch, teacher=teacher, distill=SWITCH_RECIPE).model
+                switch = train(
+                    data, config, kd.replace(seed=seed), model=switch, objective=DistillationObjective(teacher, SWITCH_RECIPE)
+                ).model
                 rows.append(_row(seed, label, "Switch-style", "after KD", switch, data, teacher))
             for method in methods:
                 student = make_student(teacher, method)
                 rows.append(_row(seed, label, method, "before KD", student, data, teacher))
-                student = train(data, config, kd.replace(seed=seed), model=student, teacher=teacher).model
+                student = train(data, config, kd.replace(seed=seed), model=student, objective=DistillationObjective(teacher)).model
                 rows.append(_row(seed, label, method, "after KD", student, data, teacher))
     return pd.DataFrame(rows).assign(dataset=data.name)
 
@@ -82,13 +93,17 @@ def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     dense = results[results.student == "dense from scratch"].test_accuracy
     summary = (
         results.groupby(["teacher", "student", "stage"], sort=False)
-        .agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), kl_to_teacher=("kl_to_teacher", "mean"), seeds=("seed", "nunique"))
+        .agg(
+            mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), kl_to_teacher=("kl_to_teacher", "mean"), seeds=("seed", "nunique")
+        )
         .reset_index()
     )
     moe = results[(results.teacher == "MoE") & (results.student == "teacher")].test_accuracy
     summary["benefit_%"] = [benefit_preserved(m, dense.mean(), moe.mean()) for m in summary["mean"]]
-    paired = (results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy
-              - results[results.student == "dense from scratch"].set_index("seed").test_accuracy)
+    paired = (
+        results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy
+        - results[results.student == "dense from scratch"].set_index("seed").test_accuracy
+    )
     spread = paired.std() if len(paired) > 1 else float("inf")
     warning = None
     summary["benefit_meaningful"] = bool(paired.mean() > spread)
@@ -106,13 +121,20 @@ def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fr
     rows = []
     for method in methods:
         weights = layer.experts.w1
-        limit = weights.shape[1] * weights.shape[2] if method == "topk" else min(weights.shape[1:])
+        limit, _ = k_limit(weights, method)
         for fraction in fractions:
             k = max(1, round(fraction * limit))
             student = make_student(teacher, method, k=k)
             error = (gather_matrices(weights, method, k) - gather_matrices(weights, "sum")).norm() / gather_matrices(weights, "sum").norm()
-            rows.append({"method": method, "k": k, "fraction": fraction, "test_accuracy": evaluate(student, data.X_test, data.y_test)["accuracy"],
-                         "relative_distance_to_sum": float(error)})
+            rows.append(
+                {
+                    "method": method,
+                    "k": k,
+                    "fraction": fraction,
+                    "test_accuracy": evaluate(student, data.X_test, data.y_test)["accuracy"],
+                    "relative_distance_to_sum": float(error),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -134,7 +156,9 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def inference_speed(teacher, student, example: torch.Tensor, batch_sizes=(1, 32, 256, 1024), device: str = "auto", seconds: float = 0.5) -> pd.DataFrame:
+def inference_speed(
+    teacher, student, example: torch.Tensor, batch_sizes=(1, 32, 256, 1024), device: str = "auto", seconds: float = 0.5
+) -> pd.DataFrame:
     """Samples/s of teacher (sparse routed inference) and student, eval mode, warm-up, device sync."""
     dev = resolve_device(device)
     teacher = set_sparse_inference(teacher, True).to(dev).eval()
@@ -148,19 +172,22 @@ def inference_speed(teacher, student, example: torch.Tensor, batch_sizes=(1, 32,
             with torch.no_grad():
                 for _ in range(3):
                     model(x)
-                _sync(dev)
+                synchronize(dev)
                 calls, start = 0, time.perf_counter()
                 while time.perf_counter() - start < seconds:
                     model(x)
                     calls += 1
-                _sync(dev)
+                synchronize(dev)
                 speed[name] = calls * batch / (time.perf_counter() - start)
-        rows.append({"device": dev.type, "batch": batch, "teacher_samples_per_s": speed["teacher"], "student_samples_per_s": speed["student"],
-                     "speedup": speed["student"] / speed["teacher"], "flop_ratio_bound": flops["teacher"] / flops["student"]})
+        rows.append(
+            {
+                "device": dev.type,
+                "batch": batch,
+                "teacher_samples_per_s": speed["teacher"],
+                "student_samples_per_s": speed["student"],
+                "speedup": speed["student"] / speed["teacher"],
+                "flop_ratio_bound": flops["teacher"] / flops["student"],
+            }
+        )
     set_sparse_inference(teacher, False)
     return pd.DataFrame(rows)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -1,8 +1,12 @@
 """Seaborn figures for the notebooks. Each returns a matplotlib Figure with labelled axes and a
-title that says what to see; `save(fig, out_dir, name)` writes it as PNG when a folder is given."""
+title that says what to see; `save(fig, out_dir, name)` writes it as PNG when a folder is given.
+
+The kit's style (seaborn "whitegrid", "notebook" context) applies inside these functions only:
+importing this module leaves the user's matplotlib settings alone."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -12,7 +16,17 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-sns.set_theme(style="whitegrid", context="notebook")
+
+def styled(figure_function):
+    """Draw inside the kit's seaborn style and context, restoring the user's rcParams after."""
+
+    @functools.wraps(figure_function)
+    def draw(*args, **kwargs):
+        with plt.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+            sns.set_palette("deep")
+            return figure_function(*args, **kwargs)
+
+    return draw
 
 
 def save(fig, out_dir, name: str):
@@ -24,6 +38,7 @@ def save(fig, out_dir, name: str):
     return fig
 
 
+@styled
 def learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     part = history[history.split != "test"]
@@ -36,11 +51,14 @@ def learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
     return fig
 
 
+@styled
 def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
     """One panel per model: distribution of each expert's gate weight over samples."""
     fig, axes = plt.subplots(1, len(weights_by_model), figsize=(5 * len(weights_by_model), 3.5), squeeze=False)
     for ax, (label, weights) in zip(axes[0], weights_by_model.items()):
-        frame = pd.DataFrame(weights, columns=[f"expert {i}" for i in range(weights.shape[1])]).melt(var_name="expert", value_name="gate weight")
+        frame = pd.DataFrame(weights, columns=[f"expert {i}" for i in range(weights.shape[1])]).melt(
+            var_name="expert", value_name="gate weight"
+        )
         sns.histplot(data=frame, x="gate weight", hue="expert", bins=30, element="step", stat="density", common_norm=False, ax=ax)
         ax.set(title=label, xlim=(0, 1))
     fig.suptitle(title)
@@ -48,6 +66,7 @@ def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
     return fig
 
 
+@styled
 def decision_regions(grids: dict[str, tuple], X: np.ndarray, y: np.ndarray, title: str):
     """Per model: predicted class-1 probability (colour) and which expert dominates (contours)."""
     fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids), 4.2), squeeze=False)
@@ -61,6 +80,7 @@ def decision_regions(grids: dict[str, tuple], X: np.ndarray, y: np.ndarray, titl
     return fig
 
 
+@styled
 def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = None):
     """Accuracy and expert consistency against alpha (log axis; alpha = 0 drawn at the left edge)."""
     frame = table.copy()
@@ -83,6 +103,7 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
     return fig
 
 
+@styled
 def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None):
     """Own-domain vs cross-domain accuracy per expert, MoE vs MoDE; dashed lines: paper values."""
     frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
@@ -90,23 +111,39 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
     grid.set(ylim=(max(0.0, frame.accuracy.min() - 0.1), 1.0))
     if reference:  # the paper's numbers are own-DS accuracies: lines on that panel, named in its legend
         own = grid.axes_dict["own DS"]
-        lines = [own.axhline(value, ls=style, color="dimgrey", lw=1, label=f"paper {label}: {value}")
-                 for (label, value), style in zip(reference.items(), itertools.cycle(["--", ":", "-.", (0, (5, 1, 1, 1))]))]
+        lines = [
+            own.axhline(value, ls=style, color="dimgrey", lw=1, label=f"paper {label}: {value}")
+            for (label, value), style in zip(reference.items(), itertools.cycle(["--", ":", "-.", (0, (5, 1, 1, 1))]))
+        ]
         own.legend(handles=lines, loc="lower left", fontsize=7, framealpha=0.9)
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
 
+@styled
 def feature_importance(importance: pd.DataFrame, title: str):
-    grid = sns.catplot(data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar="sd", height=3.4, aspect=1.4)
+    grid = sns.catplot(
+        data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar="sd", height=3.4, aspect=1.4
+    )
     grid.set_axis_labels("feature", "accuracy drop when shuffled")
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
 
+@styled
 def spectra(spectra_table: pd.DataFrame, title: str):
-    grid = sns.relplot(data=spectra_table, x="index", y="singular_value", hue="expert", col="matrix", row="layer" if spectra_table.layer.nunique() > 1 else None,
-                       kind="line", height=3.2, aspect=1.3, facet_kws={"sharex": False, "sharey": False})
+    grid = sns.relplot(
+        data=spectra_table,
+        x="index",
+        y="singular_value",
+        hue="expert",
+        col="matrix",
+        row="layer" if spectra_table.layer.nunique() > 1 else None,
+        kind="line",
+        height=3.2,
+        aspect=1.3,
+        facet_kws={"sharex": False, "sharey": False},
+    )
     grid.set(yscale="log")
     for ax in grid.axes.flat:  # plain numbers (0.01, 2.5), also on a log axis spanning less than a decade
         ax.yaxis.set_major_formatter(mticker.LogFormatter(labelOnlyBase=False))
@@ -116,6 +153,7 @@ def spectra(spectra_table: pd.DataFrame, title: str):
     return grid.figure
 
 
+@styled
 def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, dense: float | None = None):
     frame = summary[summary.stage.isin(["before KD", "after KD"])]
     fig, ax = plt.subplots(figsize=(9, 3.8))
@@ -130,6 +168,7 @@ def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, d
     return fig
 
 
+@styled
 def comparison(summary: pd.DataFrame, title: str):
     frame = summary.melt(id_vars=["dataset"], value_vars=["moe_mean", "mode_mean"], var_name="model", value_name="test accuracy")
     frame["model"] = frame.model.map({"moe_mean": "MoE", "mode_mean": "MoDE"})

@@ -3,8 +3,9 @@
 Vectorised: the K models' parameters are stacked (`torch.func.stack_module_state`) and one plain
 model is run over them with `vmap(functional_call)`; one AdamW over the stacked tensors equals K
 optimisers because Adam is elementwise and the summed loss gives each member its own gradient.
-Measured (architecture.md): ~45x the aggregate samples/s of one-by-one training for K = 64 on an
-H100, but 0.3-0.6x on a 2-core CPU. So `vectorise="auto"` vectorises on CUDA only.
+Measured (docs/architecture.md): ~45x the aggregate samples/s of one-by-one training for K = 64 on
+an H100, but 0.3-0.6x on a 2-core CPU. So `vectorise="auto"` vectorises on CUDA only. Both paths
+share the training loop's epoch machinery (`EpochTracker`, `step_metrics`, `mode_loss`).
 
 Axis legend: k members, b batch, d features.
 """
@@ -22,19 +23,11 @@ from tqdm.auto import tqdm
 
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
-from .losses import moe_objective, task_loss
-from .nn import build_model
-from .train import (
-    EVAL_BATCH,
-    TrainResult,
-    autocast,
-    check_finite,
-    evaluate,
-    make_optimizer,
-    model_config_for,
-    resolve_device,
-    train,
-)
+from .device import autocast, resolve_device, tf32_allowed
+from .errors import UserError
+from .nn import build_model, model_config_for
+from .objectives import mode_loss
+from .train import EVAL_BATCH, EpochTracker, TrainResult, make_optimizer, step_metrics, train
 
 # fields that may differ between members of one vectorised population
 PER_MEMBER_FIELDS = ("alpha", "seed")
@@ -58,9 +51,9 @@ def train_population(
     """
     configs = list(train_configs)
     if not configs:
-        raise ValueError("train_configs=[] is not allowed: give at least one TrainConfig")
+        raise UserError("train_configs=[] is not allowed: give at least one TrainConfig (at least one alpha and one seed)")
     if vectorise not in ("auto", True, False):
-        raise ValueError(f"vectorise={vectorise!r} is not allowed: vectorise must be 'auto', True or False")
+        raise UserError(f"vectorise={vectorise!r} is not allowed: vectorise must be 'auto', True or False")
     device = resolve_device(configs[0].device)
     full_config = model_config_for(data, model_config)
     if vectorise == "auto":  # vmap is shown (tests, bench) for the MLP backbone; others train one by one
@@ -68,7 +61,8 @@ def train_population(
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
         return [train(data, model_config, c) for c in members]
-    return _train_vectorised(data, full_config, configs, device, progress)
+    with tf32_allowed(device):
+        return _train_vectorised(data, full_config, configs, device, progress)
 
 
 def _check_shared(configs: list[TrainConfig]) -> TrainConfig:
@@ -76,7 +70,7 @@ def _check_shared(configs: list[TrainConfig]) -> TrainConfig:
     for config in configs[1:]:
         for field, value in config.to_dict().items():
             if field not in PER_MEMBER_FIELDS and value != getattr(shared, field):
-                raise ValueError(
+                raise UserError(
                     f"{field}={value!r} differs between population members ({getattr(shared, field)!r} for the "
                     f"first): a vectorised population may differ only in {', '.join(PER_MEMBER_FIELDS)}; "
                     "use vectorise=False"
@@ -88,19 +82,15 @@ def vectorised_functions(template, balance_coef: float):
     """vmap'd (train step, eval) of one plain model over stacked parameters.
 
     step(params, buffers, x (k, b, d), y (k, b), alpha (k,)) -> total loss (k,), sums (k, 3)
-    eval(params, buffers, x (b, d), y (b,)) -> sums (k, 3): task loss * b, L_KD * b, correct
+    eval(params, buffers, x (b, d), y (b,)) -> sums (k, 3) of `step_metrics`
     """
 
     def member_step(p, b, xb, yb, alpha):
-        out = functional_call(template, (p, b), (xb,))
-        total, task, distillation = moe_objective(out, yb, alpha, balance_coef)
-        correct = (out.logits.argmax(-1) == yb).sum().float()
-        return total, torch.stack([task * len(yb), distillation * len(yb), correct])
+        loss = mode_loss(functional_call(template, (p, b), (xb,)), yb, alpha, balance_coef)
+        return loss.total, step_metrics(loss, yb)
 
     def member_eval(p, b, xb, yb):
-        out = functional_call(template, (p, b), (xb,))
-        correct = (out.logits.argmax(-1) == yb).sum().float()
-        return torch.stack([task_loss(out.logits, yb) * len(yb), out.distillation_loss.float() * len(yb), correct])
+        return step_metrics(mode_loss(functional_call(template, (p, b), (xb,)), yb, 0.0, 0.0), yb)
 
     return (
         vmap(member_step, randomness="different"),
@@ -118,88 +108,52 @@ def _train_vectorised(data, model_config, configs, device, progress) -> list[Tra
     optimizer = make_optimizer(list(params.values()), shared, device)
     torch.manual_seed(shared.seed)  # gate noise (vmap draws different noise per member)
     shuffles = [torch.Generator().manual_seed(c.seed) for c in configs]
-
     batched_step, batched_eval = vectorised_functions(template, shared.balance_coef)
-
     X, y = data.X_train.to(device), data.y_train.to(device)
-    X_val, y_val = data.X_val.to(device), data.y_val.to(device)
-    n, batch = len(y), shared.batch_size
-    steps = -(-n // batch)
     best = {name: tensor.detach().clone() for name, tensor in params.items()}
-    best_accuracy = torch.full((k,), -1.0)
-    best_epoch = torch.zeros(k, dtype=torch.long)
-    stale = torch.zeros(k, dtype=torch.long)
-    epochs_run = torch.zeros(k, dtype=torch.long)
-    running = torch.ones(k, dtype=torch.bool)
-    rows: list[list[dict]] = [[] for _ in configs]
-    start_time = time.perf_counter()
-    template.train()
+    tracker, start = EpochTracker(configs), time.perf_counter()
     for epoch in tqdm(range(1, shared.epochs + 1), desc=f"population k={k}", disable=not progress, leave=False):
-        order = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)  # (k, n)
-        totals = torch.zeros(steps, k, device=device)
-        sums = torch.zeros(k, 3, device=device)
-        for step in range(steps):
-            index = order[:, step * batch : (step + 1) * batch]  # (k, b)
-            with autocast(device):
-                total, member_sums = batched_step(params, buffers, X[index], y[index], alphas)
-            optimizer.zero_grad(set_to_none=True)
-            total.sum().backward()  # members share no parameters: each gets its own gradient
-            optimizer.step()
-            totals[step] = total.detach()
-            sums += member_sums.detach()
-        for member in running.nonzero().flatten().tolist():
-            check_finite(totals[:, member], epoch, configs[member])
-        template.eval()  # no gate noise while evaluating
-        val = _evaluate_members(batched_eval, params, buffers, X_val, y_val, device)
+        order = torch.stack([torch.randperm(len(y), generator=g) for g in shuffles]).to(device)  # (k, n)
         template.train()
-        seconds = time.perf_counter() - start_time
-        train_stats = (sums / n).cpu()
-        for member in running.nonzero().flatten().tolist():
-            names = ("task_loss", "distillation_loss", "accuracy")
-            rows[member].append({"epoch": epoch, "split": "train", **dict(zip(names, train_stats[member].tolist())), "seconds": seconds})
-            rows[member].append({"epoch": epoch, "split": "val", **dict(zip(names, val[member].tolist())), "seconds": seconds})
-        accuracy = val[:, 2]
-        improved = running & (accuracy > best_accuracy)
+        totals, sums = _vectorised_epoch(batched_step, optimizer, params, buffers, X, y, order, alphas, shared.batch_size, device)
+        template.eval()  # no gate noise while evaluating
+        val = _evaluate_members(batched_eval, params, buffers, data.X_val.to(device), data.y_val.to(device), device)
+        improved = tracker.end_epoch(epoch, totals, sums / len(y), val, time.perf_counter() - start)
         if improved.any():
             index = improved.nonzero().flatten().to(device)
             for name, tensor in params.items():
                 best[name][index] = tensor.detach()[index]
-        best_accuracy = torch.where(improved, accuracy, best_accuracy)
-        best_epoch = torch.where(improved, epoch, best_epoch)
-        stale = torch.where(improved, 0, stale + 1)
-        epochs_run = torch.where(running, epoch, epochs_run)
-        if shared.patience:
-            running &= stale < shared.patience
-        if not running.any():
+        if tracker.finished:
             break
-    wall = time.perf_counter() - start_time
-
+    amortised = (time.perf_counter() - start) / k  # the population's wall time shared by its members
     results = []
     for member, config in enumerate(configs):
         model = build_model(model_config, config.seed).to(device)
         model.load_state_dict({name: tensor[member] for name, tensor in best.items()})
-        test = evaluate(model, data.X_test, data.y_test)
-        history = pd.DataFrame(rows[member] + [{"epoch": int(best_epoch[member]), "split": "test", **test, "seconds": wall}])
-        results.append(
-            TrainResult(
-                model=model,
-                history=history,
-                train_config=config,
-                model_config=model_config,
-                best_epoch=int(best_epoch[member]),
-                epochs_run=int(epochs_run[member]),
-                train_seconds=wall / k,  # amortised: the population's wall time shared by its members
-                val_accuracy=float(best_accuracy[member]),
-                test_accuracy=test["accuracy"],
-                device=str(device),
-            )
-        )
+        results.append(tracker.result(member, model, data, model_config, amortised, device))
     return results
+
+
+def _vectorised_epoch(batched_step, optimizer, params, buffers, X, y, order, alphas, batch: int, device):
+    """One epoch of every member: (step totals (steps, k), metric sums (k, 3))."""
+    k, n = order.shape
+    steps = -(-n // batch)
+    totals, sums = torch.zeros(steps, k, device=device), torch.zeros(k, 3, device=device)
+    for step in range(steps):
+        index = order[:, step * batch : (step + 1) * batch]  # (k, b)
+        with autocast(device):
+            total, member_sums = batched_step(params, buffers, X[index], y[index], alphas)
+        optimizer.zero_grad(set_to_none=True)
+        total.sum().backward()  # members share no parameters: each gets its own gradient
+        optimizer.step()
+        totals[step] = total.detach()
+        sums += member_sums.detach()
+    return totals, sums
 
 
 @torch.no_grad()
 def _evaluate_members(batched_eval, params, buffers, X, y, device) -> torch.Tensor:
-    """(k, 3): task loss, distillation loss, accuracy of every member on one split (eval mode)."""
+    """(k, 3): task loss, L_KD, accuracy of every member on one split (eval mode)."""
     sums = 0
     for start in range(0, len(y), EVAL_BATCH):
         with autocast(device):

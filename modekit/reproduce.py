@@ -20,11 +20,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .claims import RULE, scorecard
+from .claims import scorecard
+from .errors import UserError
+from .profiles import PROFILES
+from .stats import RULE
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ["00_quickstart", "01_narrow_vision", "02_alpha_sensitivity", "03_expert_probing", "04_ones_svd_gathering", "05_reproduction"]
-PROFILES = ("fast", "full")
+REPORT_MARKER = ".modekit-report"  # written into every report folder: --force replaces only such folders
 
 
 def default_out() -> Path:
@@ -32,11 +35,21 @@ def default_out() -> Path:
 
 
 def prepare_out(out: Path, force: bool) -> Path:
+    """A new or empty report folder, marked as the kit's. `force` replaces an earlier report (a
+    folder holding REPORT_MARKER) and nothing else: a folder the kit did not make is never deleted."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"out={str(out)!r} is a file, not a folder: choose a folder for the report")
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise ValueError(f"out={str(out)!r} exists and is not empty: choose a new folder, or pass force=True (--force) to replace it")
+            raise UserError(f"out={str(out)!r} exists and is not empty: choose a new folder, or pass force=True (--force) to replace it")
+        if not (out / REPORT_MARKER).is_file():
+            raise UserError(
+                f"out={str(out)!r} is not a modekit report (no {REPORT_MARKER} file in it): force=True (--force) replaces only "
+                "a folder an earlier `reproduce` made; choose a new folder"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_MARKER).write_text("made by `modekit reproduce`; --force may replace this folder\n")
     return out
 
 
@@ -53,22 +66,23 @@ KERNEL_THREADS = {"fast": 1, "full": None}
 def check_options(profile: str, notebooks=None, cell_timeout: float | None = None, threads: int | None = None):
     """Validate the run's options and fill in the profile's defaults: (notebooks, cell_timeout, threads)."""
     if profile not in PROFILES:
-        raise ValueError(f"profile={profile!r} is not allowed: profile must be 'fast' or 'full'")
+        raise UserError(f"profile={profile!r} is not allowed: profile must be one of {', '.join(PROFILES)}")
     notebooks = list(notebooks or NOTEBOOKS)
     for name in notebooks:
         if not (NOTEBOOK_DIR / f"{name}.ipynb").is_file():
-            raise ValueError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
+            raise UserError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
     cell_timeout = CELL_TIMEOUT_S[profile] if cell_timeout is None else cell_timeout
     if not cell_timeout > 0:
-        raise ValueError(f"cell_timeout={cell_timeout!r} is not allowed: it must be a positive number of seconds")
+        raise UserError(f"cell_timeout={cell_timeout!r} is not allowed: it must be a positive number of seconds")
     threads = KERNEL_THREADS[profile] if threads is None else threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads={threads!r} is not allowed: it must be a positive integer (CPU threads per notebook kernel)")
+        raise UserError(f"threads={threads!r} is not allowed: it must be a positive integer (CPU threads per notebook kernel)")
     return notebooks, cell_timeout, threads
 
 
-def run_notebooks(out: Path, profile: str = "fast", notebooks=None, progress: bool = True,
-                  cell_timeout: float | None = None, threads: int | None = None) -> pd.DataFrame:
+def run_notebooks(
+    out: Path, profile: str = "fast", notebooks=None, progress: bool = True, cell_timeout: float | None = None, threads: int | None = None
+) -> pd.DataFrame:
     """Execute each notebook with papermill; one row per notebook: status, seconds, error.
 
     A notebook fails when a cell raises (its executed copy keeps the traceback), its kernel dies, or a
@@ -86,10 +100,16 @@ def run_notebooks(out: Path, profile: str = "fast", notebooks=None, progress: bo
             start, status, error = time.perf_counter(), "ok", ""
             try:
                 papermill.execute_notebook(
-                    str(NOTEBOOK_DIR / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
+                    str(NOTEBOOK_DIR / f"{name}.ipynb"),
+                    str(out / f"{name}.ipynb"),
                     parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
-                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
-                    execution_timeout=cell_timeout, start_timeout=120, kernel_manager_class=PatientKernelManager,
+                    kernel_name="python3",
+                    cwd=str(NOTEBOOK_DIR),
+                    progress_bar=False,
+                    log_output=False,
+                    execution_timeout=cell_timeout,
+                    start_timeout=120,
+                    kernel_manager_class=PatientKernelManager,
                 )
             except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
                 status, error = "failed", _one_line(exc)
@@ -132,10 +152,15 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
     markdown = [
         f"# modekit reproduction report ({profile} profile)",
         f"\nGenerated {datetime.datetime.now():%Y-%m-%d %H:%M}, wall time {wall:.0f} s.\n",
-        "## Notebooks\n", runs.to_markdown(index=False),
-        "\n## Scorecard\n", f"Verdict rule: {RULE}.\n", shown.to_markdown(index=False),
-        "\n## Figures\n", *[f"### {p.parent.name}/{p.stem}\n\n![{p.stem}]({p.relative_to(out)})\n" for p in figures],
-        "\n## Tables\n", *[f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in tables],
+        "## Notebooks\n",
+        runs.to_markdown(index=False),
+        "\n## Scorecard\n",
+        f"Verdict rule: {RULE}.\n",
+        shown.to_markdown(index=False),
+        "\n## Figures\n",
+        *[f"### {p.parent.name}/{p.stem}\n\n![{p.stem}]({p.relative_to(out)})\n" for p in figures],
+        "\n## Tables\n",
+        *[f"- [{p.relative_to(out)}]({p.relative_to(out)})" for p in tables],
     ]
     (out / "report.md").write_text("\n".join(markdown) + "\n")
     page = [
@@ -143,17 +168,30 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}.failed{color:#b00}</style></head><body>",
         f"<h1>modekit reproduction report ({html.escape(profile)} profile)</h1><p>wall time {wall:.0f} s</p>",
-        "<h2>Notebooks</h2>", runs.to_html(index=False, classes="runs"),
-        "<h2>Scorecard</h2>", f"<p>Verdict rule: {html.escape(RULE)}.</p>", shown.to_html(index=False),
-        "<h2>Figures</h2>", *[f"<h3>{html.escape(p.parent.name)}/{html.escape(p.stem)}</h3><img src='{p.relative_to(out)}'>" for p in figures],
-        "<h2>Tables</h2><ul>", *[f"<li><a href='{p.relative_to(out)}'>{p.relative_to(out)}</a></li>" for p in tables], "</ul></body></html>",
+        "<h2>Notebooks</h2>",
+        runs.to_html(index=False, classes="runs"),
+        "<h2>Scorecard</h2>",
+        f"<p>Verdict rule: {html.escape(RULE)}.</p>",
+        shown.to_html(index=False),
+        "<h2>Figures</h2>",
+        *[f"<h3>{html.escape(p.parent.name)}/{html.escape(p.stem)}</h3><img src='{p.relative_to(out)}'>" for p in figures],
+        "<h2>Tables</h2><ul>",
+        *[f"<li><a href='{p.relative_to(out)}'>{p.relative_to(out)}</a></li>" for p in tables],
+        "</ul></body></html>",
     ]
     (out / "report.html").write_text("\n".join(page))
     return out / "report.md"
 
 
-def reproduce(profile: str = "fast", out=None, force: bool = False, notebooks=None, progress: bool = True,
-              cell_timeout: float | None = None, threads: int | None = None) -> tuple[Path, pd.DataFrame]:
+def reproduce(
+    profile: str = "fast",
+    out=None,
+    force: bool = False,
+    notebooks=None,
+    progress: bool = True,
+    cell_timeout: float | None = None,
+    threads: int | None = None,
+) -> tuple[Path, pd.DataFrame]:
     check_options(profile, notebooks, cell_timeout, threads)  # before prepare_out may replace a report
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import modekit as mk
-from modekit.nn.backbones import TransformerMoE, moe_layers
-from modekit.train import model_config_for
+from modekit.nn import TransformerMoE, model_config_for, moe_layers
 
 CASES = {
     "cnn": ("digits8x8", mk.ModelConfig()),
@@ -61,7 +60,7 @@ def test_every_block_is_an_moe_layer_and_can_be_read(datasets):
     model = mk.build_model(config, seed=0)
     assert isinstance(model, TransformerMoE)
     layers = moe_layers(model)
-    assert [name for name, _ in layers] == ["blocks.0.ffn", "blocks.1.ffn"]
+    assert [name for name, _ in layers] == ["blocks.0.moe", "blocks.1.moe"]
     assert layers[0][1].experts.w1.shape == (4, 32, 32)
 
 

@@ -11,9 +11,36 @@ def test_alpha_is_chosen_on_validation_never_test():
     rows = []
     for seed in (0, 1):
         rows += [
-            {"dataset": "d", "domain": "tabular", "model": "MoE", "alpha": 0.0, "seed": seed, "val_accuracy": 0.8, "test_accuracy": 0.80, "train_seconds": 1},
-            {"dataset": "d", "domain": "tabular", "model": "MoDE", "alpha": 0.1, "seed": seed, "val_accuracy": 0.9, "test_accuracy": 0.70, "train_seconds": 1},
-            {"dataset": "d", "domain": "tabular", "model": "MoDE", "alpha": 1.0, "seed": seed, "val_accuracy": 0.7, "test_accuracy": 0.99, "train_seconds": 1},
+            {
+                "dataset": "d",
+                "domain": "tabular",
+                "model": "MoE",
+                "alpha": 0.0,
+                "seed": seed,
+                "val_accuracy": 0.8,
+                "test_accuracy": 0.80,
+                "train_seconds": 1,
+            },
+            {
+                "dataset": "d",
+                "domain": "tabular",
+                "model": "MoDE",
+                "alpha": 0.1,
+                "seed": seed,
+                "val_accuracy": 0.9,
+                "test_accuracy": 0.70,
+                "train_seconds": 1,
+            },
+            {
+                "dataset": "d",
+                "domain": "tabular",
+                "model": "MoDE",
+                "alpha": 1.0,
+                "seed": seed,
+                "val_accuracy": 0.7,
+                "test_accuracy": 0.99,
+                "train_seconds": 1,
+            },
         ]
     results = pd.DataFrame(rows)
     assert choose_alpha(results)["d"] == 0.1
@@ -24,7 +51,9 @@ def test_alpha_is_chosen_on_validation_never_test():
 
 def test_compare_runs_models_and_baselines_paired_by_seed():
     data = mk.load("subtasks", n_samples=400)
-    results = compare_moe_mode([data], seeds=[0, 1], alphas=[0.1], train_config=mk.TrainConfig(epochs=2, progress=False), baselines=True, progress=False)
+    results = compare_moe_mode(
+        [data], seeds=[0, 1], alphas=[0.1], train_config=mk.TrainConfig(epochs=2, progress=False), baselines=True, progress=False
+    )
     counts = results.groupby("model").size().to_dict()
     assert counts == {"MoE": 2, "MoDE": 2, "dense (same compute)": 2, "dense (same params)": 2}
     assert set(results[results.model == "dense (same compute)"].experts) == {1}

@@ -4,16 +4,14 @@ training-only statistics, deterministic splits, checksums, the cache. Skipped wi
 import os
 import shutil
 
-import numpy as np
 import pytest
 import torch
-
-import modekit.data as D
 from conftest import requires_data, shared_data_dir
 
-SHARED = shared_data_dir()
+import modekit.data as D
 from modekit.data.files import DataFileError
-from modekit.data.tabular import TABLES
+
+SHARED = shared_data_dir()
 
 REAL = [n for n in D.available() if D.files_of(n)]
 # official splits (train + validation together, test), from the shared data README
@@ -143,8 +141,10 @@ def test_cache_serves_the_second_load_and_follows_source_changes(private_data_di
         D.load("glass")  # a changed file no longer matches the manifest
     after = D.load("glass", verify=False)  # a user's own edit: the stale cache is not used
     assert parsed == ["mr", "mr-ids", "glass", "glass"]
-    assert not torch.equal(torch.cat([before.X_train, before.X_val, before.X_test]).sort(0).values,
-                           torch.cat([after.X_train, after.X_val, after.X_test]).sort(0).values)
+    assert not torch.equal(
+        torch.cat([before.X_train, before.X_val, before.X_test]).sort(0).values,
+        torch.cat([after.X_train, after.X_val, after.X_test]).sort(0).values,
+    )
 
 
 def test_every_table_file_is_in_the_manifest():

@@ -38,7 +38,8 @@ def test_user_csv_trains_through_the_cli(tmp_path):
     mixed_frame(200).to_csv(path, index=False)
     out = subprocess.run(
         [sys.executable, "-m", "modekit", "train", "--dataset", f"csv:{path}", "--target", "label", "--epochs", "20", "--json"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["test_accuracy"] > 0.75  # the label is a threshold on `size`

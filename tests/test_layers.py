@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modekit.losses import mutual_distillation_loss
+from modekit.functional import mutual_distillation_loss, switch_balance_loss
 from modekit.nn import ExpertStack, MoELayer, NoisyTopKGate, ReferenceExperts
 
 
@@ -143,10 +143,10 @@ def test_balance_loss_is_one_for_uniform_routing_and_larger_when_collapsed():
     assert collapsed.item() == pytest.approx(1.0)  # P uniform => loss = E * sum f_i / E = 1
     logits = torch.eye(4).repeat(10, 1) * 5  # each expert preferred by a quarter of the samples
     active = torch.zeros(40, 4, dtype=torch.bool).scatter(-1, logits.argmax(-1, keepdim=True), True)
-    balanced = gate.balance_loss(logits, active, None)
+    balanced = switch_balance_loss(logits, active, gate.top_k)
     skewed_logits = torch.zeros(40, 4)
     skewed_logits[:, 0] = 5
-    skewed = gate.balance_loss(skewed_logits, torch.zeros(40, 4, dtype=torch.bool).index_fill(1, torch.tensor([0]), True), None)
+    skewed = switch_balance_loss(skewed_logits, torch.zeros(40, 4, dtype=torch.bool).index_fill(1, torch.tensor([0]), True), gate.top_k)
     assert balanced.item() == pytest.approx(1.0, abs=1e-6)
     assert skewed.item() > 3.0
 

@@ -66,8 +66,9 @@ def test_the_batch_reproduction_waits_through_the_patient_channel(tmp_path, monk
         return await patient_get_msg(self, timeout)
 
     monkeypatch.setattr(PatientSocketChannel, "get_msg", counted)
-    notebook = new_notebook(cells=[new_code_cell("FAST = None\nOUT_DIR = None", metadata={"tags": ["parameters"]}),
-                                   new_code_cell("print(6 * 7)")])
+    notebook = new_notebook(
+        cells=[new_code_cell("FAST = None\nOUT_DIR = None", metadata={"tags": ["parameters"]}), new_code_cell("print(6 * 7)")]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     (tmp_path / "notebooks").mkdir()
     nbformat.write(notebook, tmp_path / "notebooks" / "tiny.ipynb")

@@ -4,18 +4,11 @@ import pytest
 import torch
 
 import modekit as mk
-from modekit.nn.backbones import DenseFeedForward, moe_layers
-from modekit.ones import (
-    DistillConfig,
-    expert_spectra,
-    gather_experts,
-    gather_matrices,
-    make_student,
-    teacher_kl,
-    truncated,
-)
+from modekit.functional import truncated_svd as truncated
+from modekit.gathering import expert_spectra, gather_experts, gather_matrices, make_student
+from modekit.nn import DenseFeedForward, model_config_for, moe_layers
+from modekit.objectives import DistillationObjective, DistillConfig, teacher_kl
 from modekit.ones_experiment import count_flops, inference_speed, k_sweep, run_ones, set_sparse_inference, summarise_ones
-from modekit.train import model_config_for
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +59,7 @@ def test_single_expert_gathers_to_itself_and_student_matches_teacher(method):
     config = model_config_for(data, mk.ModelConfig(n_experts=1, gate="topk", top_k=1))
     teacher = mk.build_model(config, seed=0).eval()
     k = {"topk": 8 * 64, "neurons": 64, "svd": 8}.get(method)  # E = 1: keeping everything is the default
-    assert k is None or gather_matrices(teacher.moe.experts.w1, method) .shape == (8, 64)
+    assert k is None or gather_matrices(teacher.moe.experts.w1, method).shape == (8, 64)
     (block,) = gather_experts(teacher, method)
     torch.testing.assert_close(block.w1, teacher.moe.experts.w1[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(block.w2, teacher.moe.experts.w2[0], rtol=1e-5, atol=1e-5)
@@ -79,8 +72,8 @@ def test_student_shapes_copied_weights_and_no_router():
     data = mk.load("synthtext", n_samples=300)
     teacher = mk.build_model(model_config_for(data, mk.ModelConfig(d_model=32, n_heads=2, expert_hidden=48, gate="topk")), seed=0)
     student = make_student(teacher, "svd")
-    assert moe_layers(student) == [] and all(isinstance(b.ffn, DenseFeedForward) for b in student.blocks)
-    assert student.blocks[0].ffn.w1.shape == (32, 48) and student.blocks[0].ffn.w2.shape == (48, 32)
+    assert moe_layers(student) == [] and all(isinstance(b.moe, DenseFeedForward) for b in student.blocks)
+    assert student.blocks[0].moe.w1.shape == (32, 48) and student.blocks[0].moe.w2.shape == (48, 32)
     torch.testing.assert_close(student.embed.weight, teacher.embed.weight)
     torch.testing.assert_close(student.blocks[1].attention.in_proj_weight, teacher.blocks[1].attention.in_proj_weight)
     assert not any("gate" in name for name, _ in student.named_parameters())
@@ -94,7 +87,9 @@ def test_distillation_lowers_kl_to_teacher():
     teacher = mk.train(data, config, mk.TrainConfig(epochs=10, progress=False)).model
     student = make_student(teacher, "svd")
     before = teacher_kl(student, teacher, data.X_val)
-    student = mk.train(data, config, mk.TrainConfig(epochs=5, progress=False), model=student, teacher=teacher).model
+    student = mk.train(
+        data, config, mk.TrainConfig(epochs=5, progress=False), model=student, objective=DistillationObjective(teacher)
+    ).model
     assert teacher_kl(student, teacher, data.X_val) < 0.5 * before
 
 
@@ -115,7 +110,7 @@ def test_sparse_inference_equals_dense_compute_and_counts_fewer_flops():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda w: gather_matrices(w, "median"), r"method='median' is not allowed: .*sum, avg, topk, neurons, svd"),
+        (lambda w: gather_matrices(w, "median"), r"method='median' is not allowed: .*'sum', 'avg', 'topk', 'neurons', 'svd'"),
         (lambda w: gather_matrices(w, "svd", k=0), r"k=0 is not allowed: .*\[1, 7\] \(the rank\)"),
         (lambda w: gather_matrices(w, "svd", k=8), r"k=8 is not allowed"),
         (lambda w: gather_matrices(w, "topk", k=85), r"k=85 .*\[1, 84\] \(entries\)"),

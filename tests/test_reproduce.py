@@ -3,7 +3,6 @@ notebook does not stop the others; reports are never overwritten silently."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from modekit import reproduce as batch
-from modekit.claims import CLAIMS, record, scorecard, verdict
+from modekit.claims import CLAIMS, record, scorecard
+from modekit.stats import verdict
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +68,20 @@ def test_failing_notebook_is_reported_and_the_others_run(tmp_path, monkeypatch):
 def _write_notebooks(folder, sources):
     folder.mkdir(exist_ok=True)
     for name, source in sources.items():
-        nb = new_notebook(cells=[new_code_cell("FAST = None\nOUT_DIR = None", metadata={"tags": ["parameters"]}),
-                                 new_code_cell(source)])
+        nb = new_notebook(cells=[new_code_cell("FAST = None\nOUT_DIR = None", metadata={"tags": ["parameters"]}), new_code_cell(source)])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, folder / f"{name}.ipynb")
 
 
 def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_path, monkeypatch):
-    _write_notebooks(tmp_path / "notebooks", {
-        "dies": "import os\nos._exit(1)",
-        "hangs": "import time\ntime.sleep(60)",
-        "good": "print('ran')",
-    })
+    _write_notebooks(
+        tmp_path / "notebooks",
+        {
+            "dies": "import os\nos._exit(1)",
+            "hangs": "import time\ntime.sleep(60)",
+            "good": "print('ran')",
+        },
+    )
     monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
     (tmp_path / "out").mkdir()
     runs = batch.run_notebooks(tmp_path / "out", notebooks=["dies", "hangs", "good"], progress=False, cell_timeout=3)
@@ -91,10 +93,13 @@ def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_p
 
 
 def test_fast_kernels_get_one_thread_and_the_environment_is_restored(tmp_path, monkeypatch):
-    _write_notebooks(tmp_path / "notebooks", {
-        "threads": "import os, torch\nassert os.environ['OMP_NUM_THREADS'] == '1', os.environ.get('OMP_NUM_THREADS')\n"
-                   "assert torch.get_num_threads() == 1, torch.get_num_threads()",
-    })
+    _write_notebooks(
+        tmp_path / "notebooks",
+        {
+            "threads": "import os, torch\nassert os.environ['OMP_NUM_THREADS'] == '1', os.environ.get('OMP_NUM_THREADS')\n"
+            "assert torch.get_num_threads() == 1, torch.get_num_threads()",
+        },
+    )
     monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     (tmp_path / "out").mkdir()
@@ -103,9 +108,14 @@ def test_fast_kernels_get_one_thread_and_the_environment_is_restored(tmp_path, m
     assert os.environ["OMP_NUM_THREADS"] == "7"
 
 
-@pytest.mark.parametrize("option, value, message", [("cell_timeout", 0, "cell_timeout=0 is not allowed"),
-                                                     ("threads", 0, "threads=0 is not allowed"),
-                                                     ("notebooks", ["nope"], "notebook 'nope' not found")])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("cell_timeout", 0, "cell_timeout=0 is not allowed"),
+        ("threads", 0, "threads=0 is not allowed"),
+        ("notebooks", ["nope"], "notebook 'nope' not found"),
+    ],
+)
 def test_bad_run_options_are_refused_before_anything_is_replaced(tmp_path, option, value, message):
     with pytest.raises(ValueError, match=message):
         batch.run_notebooks(tmp_path, **{"notebooks": ["00_quickstart"], "progress": False, option: value})
@@ -124,7 +134,12 @@ def test_cli_reproduce_exits_nonzero_on_bad_profile():
 
 @pytest.mark.parametrize(
     "values, expected",
-    [([0.02, 0.03, 0.025], "reproduced"), ([-0.02, -0.03, -0.025], "not reproduced"), ([0.05, -0.04, 0.0], "inconclusive"), ([0.5], "inconclusive")],
+    [
+        ([0.02, 0.03, 0.025], "reproduced"),
+        ([-0.02, -0.03, -0.025], "not reproduced"),
+        ([0.05, -0.04, 0.0], "inconclusive"),
+        ([0.5], "inconclusive"),
+    ],
 )
 def test_verdict_rule(values, expected):
     assert verdict(values)[0] == expected

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 import modekit as mk
-from modekit.nn import build_model
-from modekit.train import NonFiniteLossError, model_config_for
+from modekit.errors import NonFiniteLossError
+from modekit.nn import build_model, model_config_for
 
 FAST = dict(epochs=3, batch_size=64, progress=False)
 
@@ -132,7 +132,7 @@ def test_sweep_configs_grid():
 
 
 def test_resolve_device_rejects_missing_cuda():
-    from modekit.train import resolve_device
+    from modekit.device import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():

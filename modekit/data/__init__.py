@@ -16,6 +16,7 @@ import os
 
 import pandas as pd
 
+from ..errors import UserError
 from .composite import make_composite
 from .dataset import Dataset
 from .embedded import (
@@ -47,22 +48,48 @@ EMBEDDED = {
 }
 
 # What each set holds once loaded (rows = all splits; features after one-hot encoding); pinned by
-# tests/test_data_real.py against the files, and matching the shared data README.
+# tests/test_data_real.py against the files, and matching data/README.md.
 CATALOGUE = {
-    "subtasks": ("tabular", 4000, 8, 2), "subtasks2d": ("tabular", 4000, 2, 2), "digits": ("tabular", 1797, 64, 10),
-    "wine": ("tabular", 178, 13, 3), "breast_cancer": ("tabular", 569, 30, 2),
-    "digits8x8": ("image", 1797, 64, 10), "synthtext": ("text", 3000, 24, 2), "multiview": ("tabular", 4000, 7, 2),
-    "letter": ("tabular", 20000, 16, 26), "satimage": ("tabular", 6435, 36, 6), "shuttle": ("tabular", 58000, 9, 7),
-    "dna": ("tabular", 3186, 180, 3), "adult": ("tabular", 48842, 108, 2), "magic": ("tabular", 19020, 10, 2),
-    "penbased": ("tabular", 10992, 16, 10), "optdigits": ("tabular", 5620, 64, 10), "spambase": ("tabular", 4597, 57, 2),
-    "segment": ("tabular", 2310, 19, 7), "vehicle": ("tabular", 846, 18, 4), "phoneme": ("tabular", 5404, 5, 2),
-    "ring": ("tabular", 7400, 20, 2), "twonorm": ("tabular", 7400, 20, 2), "texture": ("tabular", 5500, 40, 11),
-    "splice": ("tabular", 3190, 286, 3), "vowel": ("tabular", 990, 10, 11), "glass": ("tabular", 214, 9, 6),
-    "sonar": ("tabular", 208, 60, 2), "ionosphere": ("tabular", 351, 34, 2), "pima": ("tabular", 768, 8, 2),
-    "mnist": ("image", 70000, 784, 10), "fashion_mnist": ("image", 70000, 784, 10),
-    "sst2": ("text", 68221, 64, 2), "agnews": ("text", 17601, 64, 4), "trec": ("text", 5952, 64, 6),
-    "sst5": ("text", 11855, 64, 5), "sst2_sentences": ("text", 9613, 64, 2), "mr": ("text", 10662, 64, 2),
-    "subj": ("text", 10000, 64, 2), "cr": ("text", 3775, 64, 2), "mpqa": ("text", 10606, 64, 2),
+    "subtasks": ("tabular", 4000, 8, 2),
+    "subtasks2d": ("tabular", 4000, 2, 2),
+    "digits": ("tabular", 1797, 64, 10),
+    "wine": ("tabular", 178, 13, 3),
+    "breast_cancer": ("tabular", 569, 30, 2),
+    "digits8x8": ("image", 1797, 64, 10),
+    "synthtext": ("text", 3000, 24, 2),
+    "multiview": ("tabular", 4000, 7, 2),
+    "letter": ("tabular", 20000, 16, 26),
+    "satimage": ("tabular", 6435, 36, 6),
+    "shuttle": ("tabular", 58000, 9, 7),
+    "dna": ("tabular", 3186, 180, 3),
+    "adult": ("tabular", 48842, 108, 2),
+    "magic": ("tabular", 19020, 10, 2),
+    "penbased": ("tabular", 10992, 16, 10),
+    "optdigits": ("tabular", 5620, 64, 10),
+    "spambase": ("tabular", 4597, 57, 2),
+    "segment": ("tabular", 2310, 19, 7),
+    "vehicle": ("tabular", 846, 18, 4),
+    "phoneme": ("tabular", 5404, 5, 2),
+    "ring": ("tabular", 7400, 20, 2),
+    "twonorm": ("tabular", 7400, 20, 2),
+    "texture": ("tabular", 5500, 40, 11),
+    "splice": ("tabular", 3190, 286, 3),
+    "vowel": ("tabular", 990, 10, 11),
+    "glass": ("tabular", 214, 9, 6),
+    "sonar": ("tabular", 208, 60, 2),
+    "ionosphere": ("tabular", 351, 34, 2),
+    "pima": ("tabular", 768, 8, 2),
+    "mnist": ("image", 70000, 784, 10),
+    "fashion_mnist": ("image", 70000, 784, 10),
+    "sst2": ("text", 68221, 64, 2),
+    "agnews": ("text", 17601, 64, 4),
+    "trec": ("text", 5952, 64, 6),
+    "sst5": ("text", 11855, 64, 5),
+    "sst2_sentences": ("text", 9613, 64, 2),
+    "mr": ("text", 10662, 64, 2),
+    "subj": ("text", 10000, 64, 2),
+    "cr": ("text", 3775, 64, 2),
+    "mpqa": ("text", 10606, 64, 2),
 }
 
 
@@ -83,10 +110,10 @@ def files_of(name: str) -> list[str]:
 def load(name: str, seed: int = 0, verify: bool = True, **options) -> Dataset:
     """Load a dataset by name; `seed` decides the split (and the samples of synthetic sets)."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"dataset={name!r} is not allowed: give a dataset name (see modekit.data.available())")
+        raise UserError(f"dataset={name!r} is not allowed: give a dataset name (see modekit.data.available())")
     if name.startswith("csv:"):
         if "target" not in options:
-            raise ValueError(f"dataset={name!r} needs target=COLUMN (CLI: --target COLUMN)")
+            raise UserError(f"dataset={name!r} needs target=COLUMN (CLI: --target COLUMN)")
         return from_csv(name[4:], seed=seed, **options)
     if "+" in name:
         composite = {k: options.pop(k) for k in ("label_space", "max_per_source") if k in options}
@@ -100,9 +127,8 @@ def load(name: str, seed: int = 0, verify: bool = True, **options) -> Dataset:
         return load_images(name, seed=seed, verify=verify, **options)
     if name in TEXTS:
         return load_text(name, seed=seed, verify=verify, **options)
-    raise ValueError(
-        f"dataset={name!r} is not available: choose one of {', '.join(available())}, "
-        "a composite 'a+b', or csv:PATH with a target column"
+    raise UserError(
+        f"dataset={name!r} is not available: choose one of {', '.join(available())}, a composite 'a+b', or csv:PATH with a target column"
     )
 
 
@@ -114,7 +140,17 @@ def catalogue() -> pd.DataFrame:
         files = files_of(name)
         present = all((data_dir() / f).is_file() for f in files)
         source = "embedded" if not files else os.path.commonpath(files)
-        rows.append({"name": name, "domain": domain, "rows": n_rows, "features": n_features, "classes": n_classes, "files_present": present, "source": source})
+        rows.append(
+            {
+                "name": name,
+                "domain": domain,
+                "rows": n_rows,
+                "features": n_features,
+                "classes": n_classes,
+                "files_present": present,
+                "source": source,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -13,22 +13,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import UserError
 from .dataset import SPLITS, Dataset
 
 LABEL_SPACES = ("disjoint", "shared")
 
 
-def make_composite(sources: list[Dataset], label_space: str = "disjoint", max_per_source: int | None = None, seed: int = 0, name: str | None = None) -> Dataset:
+def make_composite(
+    sources: list[Dataset], label_space: str = "disjoint", max_per_source: int | None = None, seed: int = 0, name: str | None = None
+) -> Dataset:
     if len(sources) < 2:
-        raise ValueError(f"sources has {len(sources)} dataset(s): a composite needs at least 2")
+        raise UserError(f"sources has {len(sources)} dataset(s): a composite needs at least 2")
     if label_space not in LABEL_SPACES:
-        raise ValueError(f"label_space={label_space!r} is not allowed: label_space must be 'disjoint' or 'shared'")
+        raise UserError(f"label_space={label_space!r} is not allowed: label_space must be 'disjoint' or 'shared'")
     domains = {s.domain for s in sources}
     if len(domains) > 1:
-        raise ValueError(f"sources mix domains {sorted(domains)}: a composite needs sources of one domain")
+        raise UserError(f"sources mix domains {sorted(domains)}: a composite needs sources of one domain")
     shapes = {tuple(s.X_train.shape[1:]) for s in sources}
     if len(shapes) > 1 and any(len(shape) != 1 for shape in shapes):
-        raise ValueError(f"sources have feature shapes {sorted(shapes)}: only flat (tabular) sources can be padded to one width")
+        raise UserError(f"sources have feature shapes {sorted(shapes)}: only flat (tabular) sources can be padded to one width")
     width = max(s.X_train.shape[1] for s in sources) if len(shapes) > 1 else None
     offsets = np.cumsum([0] + [s.n_classes for s in sources[:-1]]) if label_space == "disjoint" else [0] * len(sources)
     generator = torch.Generator().manual_seed(seed)
@@ -58,6 +61,11 @@ def make_composite(sources: list[Dataset], label_space: str = "disjoint", max_pe
         class_names=class_names,
         subtask=subtask,
         subtask_names=[s.name for s in sources],
-        metadata={"sources": [s.name for s in sources], "label_space": label_space, "source": "composite of " + ", ".join(s.name for s in sources), "licence": "as its sources"},
+        metadata={
+            "sources": [s.name for s in sources],
+            "label_space": label_space,
+            "source": "composite of " + ", ".join(s.name for s in sources),
+            "licence": "as its sources",
+        },
         **tensors,
     )

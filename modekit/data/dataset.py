@@ -10,6 +10,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from ..errors import UserError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -49,19 +51,22 @@ class Dataset:
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in SPLITS:
-            raise ValueError(f"split={name!r} is not allowed: split must be one of {', '.join(SPLITS)}")
+            raise UserError(f"split={name!r} is not allowed: split must be one of {', '.join(SPLITS)}")
         return getattr(self, f"X_{name}"), getattr(self, f"y_{name}")
 
-    def subsample_train(self, n: int, seed: int = 0) -> "Dataset":
+    def subsample_train(self, n: int, seed: int = 0) -> Dataset:
         """A copy whose training split keeps n samples (stratified, seeded); validation and test unchanged."""
         if n >= len(self.y_train):
             return self
-        y = self.y_train.numpy()
+        y = self.y_train.cpu().numpy()
         keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=y)
         keep = torch.as_tensor(np.sort(keep))
         subtask = None if self.subtask is None else {**self.subtask, "train": self.subtask["train"][keep]}
         return dataclasses.replace(
-            self, X_train=self.X_train[keep], y_train=self.y_train[keep], subtask=subtask,
+            self,
+            X_train=self.X_train[keep],
+            y_train=self.y_train[keep],
+            subtask=subtask,
             metadata={**self.metadata, "train_subsample": n},
         )
 
@@ -71,10 +76,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items())
-        return (
-            f"Dataset({self.name!r}, {self.domain}, features={tuple(self.X_train.shape[1:])}, "
-            f"classes={self.n_classes}, {sizes})"
-        )
+        return f"Dataset({self.name!r}, {self.domain}, features={tuple(self.X_train.shape[1:])}, classes={self.n_classes}, {sizes})"
 
 
 def split_indices(y: np.ndarray, seed: int, test_size: float = 0.2, val_size: float = 0.2, has_test=False):
@@ -85,9 +87,7 @@ def split_indices(y: np.ndarray, seed: int, test_size: float = 0.2, val_size: fl
         train_index, test_index = index, None
     else:
         train_index, test_index = train_test_split(index, test_size=test_size, random_state=seed, stratify=y)
-    train_index, val_index = train_test_split(
-        train_index, test_size=val_size, random_state=seed, stratify=y[train_index]
-    )
+    train_index, val_index = train_test_split(train_index, test_size=val_size, random_state=seed, stratify=y[train_index])
     return train_index, val_index, test_index
 
 

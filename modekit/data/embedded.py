@@ -29,9 +29,14 @@ def load_multiview(seed: int = 0, **knobs) -> Dataset:
     X, y, subtask = make_multiview(seed=seed, **knobs)
     width = (X.shape[1] - 1) // 2
     return tabular_dataset(
-        "multiview", X, y, seed, class_names=["0", "1"],
+        "multiview",
+        X,
+        y,
+        seed,
+        class_names=["0", "1"],
         feature_names=["cue"] + [f"A{i}" for i in range(width)] + [f"B{i}" for i in range(width)],
-        subtask=subtask, subtask_names=["sub-task A (view A)", "sub-task B (view B)"],
+        subtask=subtask,
+        subtask_names=["sub-task A (view A)", "sub-task B (view B)"],
         metadata={"source": "modekit synthetic multi-view generator", "licence": "MIT (generated)", "knobs": knobs},
     )
 
@@ -122,6 +127,12 @@ def load_synthetic_text(seed: int = 0, n_samples: int = 3000, max_length: int = 
         class_names=["negative", "positive"],
         subtask={k: torch.as_tensor(topic[i]) for k, i in parts.items()},
         subtask_names=["sport", "tech"],
-        metadata={"seed": seed, "rows": n_samples, "vocabulary": vocabulary, "source": "modekit synthetic text generator", "licence": "MIT (generated)"},
+        metadata={
+            "seed": seed,
+            "rows": n_samples,
+            "vocabulary": vocabulary,
+            "source": "modekit synthetic text generator",
+            "licence": "MIT (generated)",
+        },
         **tensors_from_parts(ids, y, parts),
     )

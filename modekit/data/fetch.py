@@ -13,6 +13,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from ..errors import UserError
 from .files import DataFileError, data_dir, manifest, sha256
 
 FASHION = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
@@ -29,7 +30,7 @@ def fetch(name: str, sources: dict[str, str] | None = None) -> list[Path]:
     """Download the files of `name` (or the given {relative path: URL}) into the data directory."""
     if sources is None:
         if name not in SOURCES:
-            raise ValueError(
+            raise UserError(
                 f"dataset={name!r} has no automatic fetch: choose one of {', '.join(SOURCES)}; "
                 "the other sets' sources and formats are listed in data/README.md"
             )

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 MANIFEST = REPOSITORY / "data" / "manifest.csv"
 CACHE_VERSION = 1  # bump when a parser changes what it returns
 
 
-class DataFileError(ValueError):
+class DataFileError(UserError):
     """A data file is missing, corrupted or malformed."""
 
 

@@ -11,6 +11,7 @@ import gzip
 
 import numpy as np
 
+from ..errors import UserError
 from .dataset import Dataset, split_indices, tensors_from_parts
 from .files import cached, locate
 
@@ -42,7 +43,7 @@ def read_idx(path) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims)
     if data.size != int(np.prod(shape)):
-        raise ValueError(f"IDX file {path} is malformed: header says {shape}, found {data.size} values")
+        raise UserError(f"IDX file {path} is malformed: header says {shape}, found {data.size} values")
     return data.reshape(shape)
 
 
@@ -70,6 +71,13 @@ def load_images(name: str, seed: int = 0, verify: bool = True) -> Dataset:
         name=name,
         domain="image",
         class_names=spec["classes"],
-        metadata={"seed": seed, "rows": len(y), "source": spec["source"], "licence": spec["licence"], "mean": float(mean), "std": float(std)},
+        metadata={
+            "seed": seed,
+            "rows": len(y),
+            "source": spec["source"],
+            "licence": spec["licence"],
+            "mean": float(mean),
+            "std": float(std),
+        },
         **tensors_from_parts(pixels, y, parts),
     )

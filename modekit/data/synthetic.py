@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
+
 
 def make_subtasks(
     n_samples: int = 4000,
@@ -26,16 +28,16 @@ def make_subtasks(
     noise: probability that a label is flipped.  shared: rule features the sub-tasks share.
     """
     if not isinstance(n_samples, int) or n_samples < 20:
-        raise ValueError(f"n_samples={n_samples!r} is not allowed: n_samples must be an integer >= 20")
+        raise UserError(f"n_samples={n_samples!r} is not allowed: n_samples must be an integer >= 20")
     if not isinstance(n_features, int) or n_features < 2:
-        raise ValueError(f"n_features={n_features!r} is not allowed: n_features must be an integer >= 2")
+        raise UserError(f"n_features={n_features!r} is not allowed: n_features must be an integer >= 2")
     if not 0.0 < imbalance < 1.0:
-        raise ValueError(f"imbalance={imbalance!r} is not allowed: imbalance must be strictly between 0 and 1")
+        raise UserError(f"imbalance={imbalance!r} is not allowed: imbalance must be strictly between 0 and 1")
     if not 0.0 <= noise < 0.5:
-        raise ValueError(f"noise={noise!r} is not allowed: noise must be in [0, 0.5)")
+        raise UserError(f"noise={noise!r} is not allowed: noise must be in [0, 0.5)")
     rule_features = n_features - 1
     if not isinstance(shared, int) or not 1 <= shared <= rule_features:
-        raise ValueError(f"shared={shared!r} is not allowed: shared must be an integer in [1, n_features - 1]")
+        raise UserError(f"shared={shared!r} is not allowed: shared must be an integer in [1, n_features - 1]")
     rng = np.random.default_rng(seed)
     subtask = (rng.random(n_samples) >= imbalance).astype(np.int64)
     X = rng.standard_normal((n_samples, n_features))
@@ -48,7 +50,7 @@ def make_subtasks(
     w_first = rng.standard_normal(block)
     w_second = rng.standard_normal(block)
     # the sub-tasks disagree on the shared features: w1 = -w0 there
-    w_second[:shared] = -w_first[block - shared:]
+    w_second[:shared] = -w_first[block - shared :]
     score = np.where(subtask == 0, X[:, first] @ w_first, X[:, second] @ w_second)
     y = (score > 0).astype(np.int64)
     flip = rng.random(n_samples) < noise
@@ -73,9 +75,9 @@ def make_multiview(
     supported in our summary): does mutual distillation make an expert use the view its peer learned?
     """
     if not 0.0 <= multi_view_share <= 1.0:
-        raise ValueError(f"multi_view_share={multi_view_share!r} is not allowed: it must be in [0, 1]")
+        raise UserError(f"multi_view_share={multi_view_share!r} is not allowed: it must be in [0, 1]")
     if not isinstance(view_width, int) or view_width < 1:
-        raise ValueError(f"view_width={view_width!r} is not allowed: view_width must be an integer >= 1")
+        raise UserError(f"view_width={view_width!r} is not allowed: view_width must be an integer >= 1")
     rng = np.random.default_rng(seed)
     subtask = rng.integers(0, 2, n_samples)
     y = rng.integers(0, 2, n_samples)

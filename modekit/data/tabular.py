@@ -112,7 +112,10 @@ def encode_features(frame: pd.DataFrame, train_index: np.ndarray, categorical: l
     for column in numeric:
         frame[column] = frame[column].astype("float64")
     encoder = ColumnTransformer(
-        [("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()) if impute_median else StandardScaler(), numeric), ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
+        [
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()) if impute_median else StandardScaler(), numeric),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+        ],
         verbose_feature_names_out=False,
     )
     encoder.fit(frame.iloc[train_index])

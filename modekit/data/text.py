@@ -25,11 +25,23 @@ HOW = "copy the file into the data directory (GLUE for SST-2; Kim 2014's CNN_sen
 
 # name -> (files, reader, official splits {"train": [...], "val": [...], "test": [...]} by file, class names)
 TEXTS = {
-    "sst2": {"files": {"train": ["text/sst2/train.tsv", "text/sst2/dev.tsv"], "test": ["text/sst2/test.tsv"]}, "reader": "glue", "classes": ["negative", "positive"]},
+    "sst2": {
+        "files": {"train": ["text/sst2/train.tsv", "text/sst2/dev.tsv"], "test": ["text/sst2/test.tsv"]},
+        "reader": "glue",
+        "classes": ["negative", "positive"],
+    },
     "agnews": {"files": {"train": ["text/agnews/dev.tsv"], "test": ["text/agnews/test.tsv"]}, "reader": "agnews", "classes": None},
     "trec": {"files": {"train": [KIM + "TREC.train.all"], "test": [KIM + "TREC.test.all"]}, "reader": "kim", "classes": None},
-    "sst5": {"files": {"train": [KIM + "stsa.fine.train"], "val": [KIM + "stsa.fine.dev"], "test": [KIM + "stsa.fine.test"]}, "reader": "kim", "classes": ["very negative", "negative", "neutral", "positive", "very positive"]},
-    "sst2_sentences": {"files": {"train": [KIM + "stsa.binary.train"], "val": [KIM + "stsa.binary.dev"], "test": [KIM + "stsa.binary.test"]}, "reader": "kim", "classes": ["negative", "positive"]},
+    "sst5": {
+        "files": {"train": [KIM + "stsa.fine.train"], "val": [KIM + "stsa.fine.dev"], "test": [KIM + "stsa.fine.test"]},
+        "reader": "kim",
+        "classes": ["very negative", "negative", "neutral", "positive", "very positive"],
+    },
+    "sst2_sentences": {
+        "files": {"train": [KIM + "stsa.binary.train"], "val": [KIM + "stsa.binary.dev"], "test": [KIM + "stsa.binary.test"]},
+        "reader": "kim",
+        "classes": ["negative", "positive"],
+    },
     "mr": {"files": {"all": [KIM + "rt-polarity.all"]}, "reader": "kim", "classes": ["negative", "positive"]},
     "subj": {"files": {"all": [KIM + "subj.all"]}, "reader": "kim", "classes": None},
     "cr": {"files": {"all": [KIM + "custrev.all"]}, "reader": "kim", "classes": ["negative", "positive"]},
@@ -125,7 +137,9 @@ def load_text(name: str, seed: int = 0, max_vocab: int = 20_000, min_count: int 
             "rows": len(y),
             "vocabulary": encoded["vocabulary"].tolist(),
             "max_length": max_length,
-            "source": SOURCES.get(name, "Kim (2014) sentence-classification sets") + ": " + ", ".join(p for ps in spec["files"].values() for p in ps),
+            "source": SOURCES.get(name, "Kim (2014) sentence-classification sets")
+            + ": "
+            + ", ".join(p for ps in spec["files"].values() for p in ps),
             "licence": "research use",
         },
         **tensors_from_parts(encoded["ids"], y, parts),

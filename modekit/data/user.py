@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import UserError
 from .dataset import Dataset
 from .tabular import table_dataset
 
@@ -42,29 +43,30 @@ def from_dataframe(
 ) -> Dataset:
     """A classification dataset from a DataFrame; `target` names the label column (any type)."""
     if impute not in IMPUTE:
-        raise ValueError(f"impute={impute!r} is not allowed: impute must be None, 'median' or 'drop'")
+        raise UserError(f"impute={impute!r} is not allowed: impute must be None, 'median' or 'drop'")
     if len(frame) == 0:
-        raise ValueError(f"{where} has no rows: a dataset needs at least one row per class")
+        raise UserError(f"{where} has no rows: a dataset needs at least one row per class")
     if target not in frame.columns:
-        raise ValueError(f"target={target!r} is not a column of {where}: columns are {', '.join(map(str, frame.columns))}")
+        raise UserError(f"target={target!r} is not a column of {where}: columns are {', '.join(map(str, frame.columns))}")
     for column in categorical or []:
         if column not in frame.columns or column == target:
-            raise ValueError(f"categorical column {column!r} is not a feature column of {where}")
+            raise UserError(f"categorical column {column!r} is not a feature column of {where}")
     frame = frame.reset_index(drop=True)
     if frame[target].isna().any():
         row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])
-        raise ValueError(f"{where}: the target column {target!r} is empty at row {row} (0-based data row)")
+        raise UserError(f"{where}: the target column {target!r} is empty at row {row} (0-based data row)")
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
-        raise ValueError(f"{where} has no feature columns besides target={target!r}")
+        raise UserError(f"{where} has no feature columns besides target={target!r}")
     numeric = features.select_dtypes(include="number").columns
     features[numeric] = features[numeric].astype("float64").replace([np.inf, -np.inf], np.nan) if impute else features[numeric]
     bad = _first_bad_cell(features)
     if bad is not None and impute is None:
         row, column = bad
         value = features.at[row, column]
-        raise ValueError(
-            f"{where}: value {value if isinstance(value, float) else repr(value)} at row {row} (0-based data row), column {column!r} is missing, NaN or inf; "
+        raise UserError(
+            f"{where}: value {value if isinstance(value, float) else repr(value)} at row {row} (0-based data row), "
+            f"column {column!r} is missing, NaN or inf; "
             "fix the data or pass impute='median' (numeric: training median; categorical: own category) or impute='drop'"
         )
     labels = frame[target]
@@ -73,14 +75,19 @@ def from_dataframe(
         features, labels = features[keep].reset_index(drop=True), labels[keep].reset_index(drop=True)
     counts = labels.astype(str).value_counts()
     if len(counts) < 2:
-        raise ValueError(f"{where}: target={target!r} has a single class ({counts.index[0]!r}); classification needs at least 2")
+        raise UserError(f"{where}: target={target!r} has a single class ({counts.index[0]!r}); classification needs at least 2")
     if counts.min() < 3:
-        raise ValueError(
+        raise UserError(
             f"{where}: class {counts.idxmin()!r} of target={target!r} has {counts.min()} row(s); "
             "a stratified train / validation / test split needs at least 3 per class"
         )
     data = table_dataset(
-        name, features, labels, seed, categorical=categorical, metadata={"source": where, "licence": "the user's"},
+        name,
+        features,
+        labels,
+        seed,
+        categorical=categorical,
+        metadata={"source": where, "licence": "the user's"},
         impute_median=impute == "median",
     )
     return data
@@ -90,13 +97,13 @@ def from_csv(path, target: str, categorical: list[str] | None = None, impute: st
     """Read a CSV (never modified); see `from_dataframe` for the checks."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"CSV file {str(path)!r} not found")
+        raise UserError(f"CSV file {str(path)!r} not found")
     try:
         frame = pd.read_csv(path, skipinitialspace=True, **read_options)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"CSV file {path} is empty: no header and no rows") from None
+        raise UserError(f"CSV file {path} is empty: no header and no rows") from None
     except pd.errors.ParserError as error:  # ragged rows: 'Expected 3 fields in line 5, saw 4'
-        raise ValueError(f"CSV file {path} is malformed: {str(error).strip()}") from None
+        raise UserError(f"CSV file {path} is malformed: {str(error).strip()}") from None
     return from_dataframe(frame, target, name=path.stem, categorical=categorical, impute=impute, seed=seed, where=f"CSV file {path}")
 
 
@@ -105,14 +112,14 @@ def from_arrays(X, y, name: str = "arrays", feature_names: list[str] | None = No
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2:
-        raise ValueError(f"X has shape {X.shape}: X must be 2-D (samples, features)")
+        raise UserError(f"X has shape {X.shape}: X must be 2-D (samples, features)")
     if y.ndim != 1:
-        raise ValueError(f"y has shape {y.shape}: y must be 1-D (one label per sample)")
+        raise UserError(f"y has shape {y.shape}: y must be 1-D (one label per sample)")
     if len(X) != len(y):
-        raise ValueError(f"X has {len(X)} rows but y has {len(y)}: they must have the same length")
+        raise UserError(f"X has {len(X)} rows but y has {len(y)}: they must have the same length")
     columns = feature_names or [f"x{i}" for i in range(X.shape[1])]
     if len(columns) != X.shape[1]:
-        raise ValueError(f"feature_names has {len(columns)} names for {X.shape[1]} columns of X")
+        raise UserError(f"feature_names has {len(columns)} names for {X.shape[1]} columns of X")
     frame = pd.DataFrame(X, columns=columns)
     frame["__target__"] = y
     return from_dataframe(frame, "__target__", name=name, impute=impute, seed=seed, where="arrays")

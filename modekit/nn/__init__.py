@@ -1,11 +1,22 @@
-"""Neural building blocks: stacked experts, gates, the MoE layer and the backbones that host it."""
+"""Neural building blocks: stacked experts, gates, the MoE layer and the models that host it."""
 
 from .experts import ExpertStack, ReferenceExperts
 from .gates import DenseGate, GateOutput, NoisyTopKGate
+from .models import (
+    ConvMoE,
+    DenseFeedForward,
+    ModelOutput,
+    TabularMoE,
+    TransformerMoE,
+    build_model,
+    model_config_for,
+    moe_layers,
+)
 from .moe import MoELayer, MoEOutput
-from .tabular import ModelOutput, TabularMoE, build_model
 
 __all__ = [
+    "ConvMoE",
+    "DenseFeedForward",
     "DenseGate",
     "ExpertStack",
     "GateOutput",
@@ -15,5 +26,8 @@ __all__ = [
     "NoisyTopKGate",
     "ReferenceExperts",
     "TabularMoE",
+    "TransformerMoE",
     "build_model",
+    "model_config_for",
+    "moe_layers",
 ]

@@ -43,7 +43,6 @@ class ExpertStack(nn.Module):
         # e_i(x) = h_i W2_i + b2_i
         return torch.baddbmm(self.b2.unsqueeze(1), hidden, self.w2)
 
-
     def forward_routed(self, x: torch.Tensor, weights: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """Sparse inference: each expert runs only on the samples routed to it; returns the mixed
         output sum_i g_i(x) e_i(x) (n, p) with the work of top-k, not all E, experts."""
@@ -74,7 +73,7 @@ class ReferenceExperts(nn.Module):
         return torch.stack([expert(x) for expert in self.experts])
 
     @torch.no_grad()
-    def copy_from(self, stack: ExpertStack) -> "ReferenceExperts":
+    def copy_from(self, stack: ExpertStack) -> ReferenceExperts:
         """Load the weights of an `ExpertStack` (nn.Linear stores weights transposed: (out, in))."""
         for i, expert in enumerate(self.experts):
             expert[0].weight.copy_(stack.w1[i].T)

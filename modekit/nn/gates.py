@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import GATES, check_choice
+from ..functional import switch_balance_loss
+
 
 class GateOutput(NamedTuple):
     weights: torch.Tensor  # (n, e), rows sum to 1
@@ -54,22 +57,10 @@ class NoisyTopKGate(nn.Module):
         # g(x) = softmax(KeepTopK(H(x), k)): zero outside the top k
         weights = torch.zeros_like(logits).scatter(-1, top_index, torch.softmax(top_values, dim=-1))
         active = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top_index, True)
-        return GateOutput(weights, active, self.balance_loss(logits, active, sample_mask))
-
-    def balance_loss(self, logits: torch.Tensor, active: torch.Tensor, sample_mask: torch.Tensor | None):
-        """L_balance = E * sum_i f_i * P_i; f_i = share of routed slots going to expert i,
-        P_i = mean router probability of expert i. Equals 1 when routing is perfectly uniform."""
-        n_experts = logits.shape[-1]
-        keep = torch.ones_like(logits[:, 0]) if sample_mask is None else sample_mask.to(logits.dtype)
-        n_kept = keep.sum().clamp_min(1.0)
-        dispatch_share = (active.to(logits.dtype) * keep[:, None]).sum(0) / (n_kept * self.top_k)
-        router_prob = (torch.softmax(logits, dim=-1) * keep[:, None]).sum(0) / n_kept
-        return n_experts * (dispatch_share * router_prob).sum()
+        return GateOutput(weights, active, switch_balance_loss(logits, active, self.top_k, sample_mask))
 
 
 def make_gate(kind: str, d_in: int, n_experts: int, top_k: int) -> nn.Module:
-    if kind == "dense":
-        return DenseGate(d_in, n_experts)
-    if kind == "topk":
-        return NoisyTopKGate(d_in, n_experts, top_k)
-    raise ValueError(f"gate={kind!r} is not allowed: gate must be 'dense' or 'topk'")
+    """The gate module named by a config's `gate` string ("dense" or "topk")."""
+    check_choice("gate", kind, GATES)
+    return DenseGate(d_in, n_experts) if kind == "dense" else NoisyTopKGate(d_in, n_experts, top_k)

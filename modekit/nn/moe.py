@@ -12,7 +12,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..losses import mutual_distillation_loss
+from ..config import DISTILL_AMONG, check_choice
+from ..functional import mutual_distillation_loss
 from .experts import ExpertStack, ReferenceExperts
 from .gates import make_gate
 
@@ -39,8 +40,7 @@ class MoELayer(nn.Module):
         reference: bool = False,
     ):
         super().__init__()
-        if distill_among not in ("all", "active"):
-            raise ValueError(f"distill_among={distill_among!r} is not allowed: must be 'all' or 'active'")
+        check_choice("distill_among", distill_among, DISTILL_AMONG)
         self.gate = make_gate(gate, d_in, n_experts, top_k)
         expert_class = ReferenceExperts if reference else ExpertStack
         self.experts = expert_class(n_experts, d_in, d_hidden, d_out)

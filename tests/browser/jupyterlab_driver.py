@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -71,15 +70,29 @@ def lab_server(root: Path, log_path: Path, env: dict[str, str | None] | None = N
         path.write_text(json.dumps(values))
     workspaces_dir.mkdir(exist_ok=True)
     port, token = free_port(), secrets.token_hex(16)
-    server_env = {**os.environ, **(env or {}), "JUPYTERLAB_SETTINGS_DIR": str(settings_dir),
-                  "JUPYTERLAB_WORKSPACES_DIR": str(workspaces_dir)}
+    server_env = {
+        **os.environ,
+        **(env or {}),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings_dir),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workspaces_dir),
+    }
     server_env = {key: value for key, value in server_env.items() if value is not None}  # None: unset
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--ServerApp.open_browser=False"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=",
+        "--ServerApp.open_browser=False",
+    ]
     with open(log_path, "w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env,
-                                  cwd=root, start_new_session=True)
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env, cwd=root, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + start_timeout
@@ -131,15 +144,19 @@ def chromium_page(chromium: str, viewport=(1400, 1000)):
 # --- What a person does in the notebook ------------------------------------------------------
 
 # Top-level outputs of the notebook's cells (not the outputs nested inside an Output widget).
-_TOP_OUTPUTS = "[...document.querySelectorAll('.jp-Cell-outputArea .jp-OutputArea-output')].filter(e => !e.parentElement.closest('.widget-output'))"
+_TOP_OUTPUTS = (
+    "[...document.querySelectorAll('.jp-Cell-outputArea .jp-OutputArea-output')].filter(e => !e.parentElement.closest('.widget-output'))"
+)
 
 
 def open_notebook(page, base: str, token: str, name: str, timeout_s: float = 90.0) -> None:
     page.goto(f"{base}/lab/tree/{name}?token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=timeout_s * 1000)
     # the kernel is connected when the toolbar names it (it says "No Kernel" or nothing before)
-    page.wait_for_function("() => /Python 3/.test(document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName')?.innerText || '')",
-                           timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "() => /Python 3/.test(document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName')?.innerText || '')",
+        timeout=timeout_s * 1000,
+    )
     wait_for_idle_kernel(page, timeout_s)
     dialogs = page.locator(".jp-Dialog")
     if dialogs.count():
@@ -147,7 +164,9 @@ def open_notebook(page, base: str, token: str, name: str, timeout_s: float = 90.
 
 
 def kernel_status(page) -> str | None:
-    return page.evaluate("() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')?.getAttribute('data-status')")
+    return page.evaluate(
+        "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator')?.getAttribute('data-status')"
+    )
 
 
 def wait_for_idle_kernel(page, timeout_s: float) -> None:
@@ -159,7 +178,9 @@ def wait_for_idle_kernel(page, timeout_s: float) -> None:
 
 
 def input_prompts(page) -> list[str]:
-    return [text.strip() for text in page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.innerText)")]
+    return [
+        text.strip() for text in page.evaluate("() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.innerText)")
+    ]
 
 
 def run_all_cells(page, timeout_s: float) -> list[str]:
@@ -196,7 +217,9 @@ def save_notebook(page, path: Path, timeout_s: float = 30.0) -> dict:
 
 def rendered_widget_count(page) -> int:
     """Top-level outputs that rendered as live widgets (a `.jupyter-widgets` view, not the text fallback)."""
-    return page.evaluate(f"() => {_TOP_OUTPUTS}.filter(e => e.querySelector('.jupyter-widgets') && e.getBoundingClientRect().height > 0).length")
+    return page.evaluate(
+        f"() => {_TOP_OUTPUTS}.filter(e => e.querySelector('.jupyter-widgets') && e.getBoundingClientRect().height > 0).length"
+    )
 
 
 def page_errors(page) -> list[str]:
@@ -204,14 +227,17 @@ def page_errors(page) -> list[str]:
     return page.evaluate(
         "() => [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText)"
         ".filter(t => /Traceback|Error displaying widget|model not found|Failed to load model class/.test(t))"
-        ".map(t => t.slice(0, 400))")
+        ".map(t => t.slice(0, 400))"
+    )
 
 
 def interact_output(page, index: int = 0) -> str:
     """What an `interact` drives: the text and images of its output, as one comparable string."""
     return page.evaluate(
         "(i) => { const out = document.querySelectorAll('.widget-interact')[i]?.querySelector('.widget-output');"
-        " if (!out) return ''; return out.innerText + [...out.querySelectorAll('img')].map(img => img.src).join('|'); }", index)
+        " if (!out) return ''; return out.innerText + [...out.querySelectorAll('img')].map(img => img.src).join('|'); }",
+        index,
+    )
 
 
 def wait_for_output_change(page, before: str, timeout_s: float, index: int = 0) -> str:

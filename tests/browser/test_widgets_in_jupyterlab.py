@@ -21,16 +21,25 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from jupyterlab_driver import (INSTALL_HINT, chromium_page, find_chromium, interact_output, lab_server,
-                               open_notebook, page_errors, rendered_widget_count, run_all_cells,
-                               save_notebook, wait_for_idle_kernel, wait_for_output_change)
+from jupyterlab_driver import (
+    INSTALL_HINT,
+    chromium_page,
+    find_chromium,
+    interact_output,
+    lab_server,
+    open_notebook,
+    page_errors,
+    rendered_widget_count,
+    run_all_cells,
+    save_notebook,
+    wait_for_idle_kernel,
+    wait_for_output_change,
+)
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
-                   if "widgets." in path.read_text())
+NOTEBOOKS = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if "widgets." in path.read_text())
 ARTEFACTS = Path(os.environ.get("MODEKIT_ARTEFACTS", ROOT / "test-artefacts")) / "browser"
 RUN_ALL_TIMEOUT_S = 900  # FAST notebooks take 20-80 s on a 2-core CPU; generous for a loaded CI machine
 CHANGE_TIMEOUT_S = float(os.environ.get("MODEKIT_BROWSER_CHANGE_TIMEOUT", 300))  # seconds a moved control may take to show its effect
@@ -72,19 +81,25 @@ def test_widgets_render_and_respond(name, tmp_path):
 
         # Every cell ran, and none shows an error.
         code_cells = [cell for cell in saved["cells"] if cell["cell_type"] == "code"]
-        errors = [f"cell {i}: {output.get('ename')}: {output.get('evalue')}" for i, cell in enumerate(code_cells)
-                  for output in cell["outputs"] if output["output_type"] == "error"]
+        errors = [
+            f"cell {i}: {output.get('ename')}: {output.get('evalue')}"
+            for i, cell in enumerate(code_cells)
+            for output in cell["outputs"]
+            if output["output_type"] == "error"
+        ]
         assert not errors, f"{name}: cells failed: {errors}"
         assert all(prompt.strip("[]:").isdigit() for prompt in prompts), f"{name}: cells not run: {prompts}"
         assert not page_errors(page), f"{name}: errors shown in the page: {page_errors(page)}"
 
         # Every widget output rendered as a live widget.
-        widget_outputs = sum("application/vnd.jupyter.widget-view+json" in output.get("data", {})
-                             for cell in code_cells for output in cell["outputs"])
+        widget_outputs = sum(
+            "application/vnd.jupyter.widget-view+json" in output.get("data", {}) for cell in code_cells for output in cell["outputs"]
+        )
         assert widget_outputs >= 1, f"{name}: no widget was displayed"
         assert rendered_widget_count(page) == widget_outputs, (
             f"{name}: {widget_outputs} widget outputs, {rendered_widget_count(page)} rendered as widgets "
-            "(is the @jupyter-widgets/jupyterlab-manager extension enabled and matching ipywidgets?)")
+            "(is the @jupyter-widgets/jupyterlab-manager extension enabled and matching ipywidgets?)"
+        )
 
         # Move the first slider of the interact one step; what it drives must change.
         interact = page.locator(".widget-interact").first
@@ -103,8 +118,9 @@ def test_widgets_render_and_respond(name, tmp_path):
         value_before = handle.get_attribute("aria-valuetext")
         handle.focus()
         handle.press("ArrowRight")
-        page.wait_for_function("([h, v]) => h.getAttribute('aria-valuetext') !== v", arg=[handle.element_handle(), value_before],
-                               timeout=10_000)
+        page.wait_for_function(
+            "([h, v]) => h.getAttribute('aria-valuetext') !== v", arg=[handle.element_handle(), value_before], timeout=10_000
+        )
         if manual:
             run_button.click()
         after = wait_for_output_change(page, before, CHANGE_TIMEOUT_S)
@@ -112,9 +128,18 @@ def test_widgets_render_and_respond(name, tmp_path):
         cell.screenshot(path=shots / "widget-after.png")
         assert after != before
         assert not page_errors(page), f"{name}: errors after moving the slider: {page_errors(page)}"
-        (shots / "widget-change.json").write_text(json.dumps(
-            {"notebook": name, "slider": [value_before, handle.get_attribute("aria-valuetext")],
-             "manual": manual, "before": before[:2000], "after": after[:2000]}, indent=1))
+        (shots / "widget-change.json").write_text(
+            json.dumps(
+                {
+                    "notebook": name,
+                    "slider": [value_before, handle.get_attribute("aria-valuetext")],
+                    "manual": manual,
+                    "before": before[:2000],
+                    "after": after[:2000],
+                },
+                indent=1,
+            )
+        )
 
 
 def test_missing_browser_skips_with_the_install_command_or_fails_when_required(monkeypatch):

@@ -1,5 +1,6 @@
 """OneS (arXiv 2201.10890): knowledge gathering from a sparse MoE into one dense student, then
-knowledge distillation from the whole MoE (method.md §4).
+knowledge distillation from the whole MoE (docs/method.md §4). The distillation objective lives
+in modekit.objectives.
 
 Gathering, per expert weight matrix W_i of shape (a, b), E experts:
     sum:      W = sum_i W_i                    avg: W = mean_i W_i
@@ -13,13 +14,15 @@ Biases are averaged over the experts. Everything outside the experts is copied; 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
+import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .nn.backbones import DenseFeedForward, moe_layers
+from .config import check_choice
+from .errors import UserError
+from .functional import truncated_svd
+from .nn import DenseFeedForward, moe_layers
 
 METHODS = ("sum", "avg", "topk", "neurons", "svd")
 MERGES = ("sum", "mean")
@@ -34,25 +37,18 @@ def default_k(weights: torch.Tensor, method: str) -> int:
     return max(1, min(rows, columns) // n_experts)
 
 
-def _k_limit(weights: torch.Tensor, method: str) -> tuple[int, str]:
+def k_limit(weights: torch.Tensor, method: str) -> tuple[int, str]:
+    """The largest K of a method for stacked (E, rows, columns) weights, and what K counts."""
     _, rows, columns = weights.shape
     return {"topk": (rows * columns, "entries"), "neurons": (columns, "output units"), "svd": (min(rows, columns), "the rank")}[method]
 
 
-def truncated(matrix: torch.Tensor, k: int) -> torch.Tensor:
-    """Best rank-k approximation (Eckart-Young): U_k diag(S_k) V_k^T."""
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-    return u[:, :k] @ torch.diag(s[:k]) @ vh[:k]
-
-
 def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = None, merge: str = "sum") -> torch.Tensor:
     """Gather stacked expert matrices (E, a, b) into one (a, b) matrix."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed: method must be one of {', '.join(METHODS)}")
-    if merge not in MERGES:
-        raise ValueError(f"merge={merge!r} is not allowed: merge must be 'sum' or 'mean'")
+    check_choice("method", method, METHODS)
+    check_choice("merge", merge, MERGES)
     if weights.dim() != 3:
-        raise ValueError(f"weights has shape {tuple(weights.shape)}: expected stacked experts (E, rows, columns)")
+        raise UserError(f"weights has shape {tuple(weights.shape)}: expected stacked experts (E, rows, columns)")
     weights = weights.detach().float()
     if method == "sum":
         # W = sum_i W_i
@@ -61,9 +57,9 @@ def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = 
         # W = (1/E) sum_i W_i
         return weights.mean(0)
     k = default_k(weights, method) if k is None else k
-    limit, what = _k_limit(weights, method)
+    limit, what = k_limit(weights, method)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
-        raise ValueError(f"k={k!r} is not allowed: for method={method!r} k must be an integer in [1, {limit}] ({what})")
+        raise UserError(f"k={k!r} is not allowed: for method={method!r} k must be an integer in [1, {limit}] ({what})")
     if method == "topk":
         # keep the k largest |W_i| entries of each expert, then W = sum_i masked(W_i)
         flat = weights.flatten(1)
@@ -76,7 +72,7 @@ def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = 
         pieces = weights * keep[:, None, :]
     else:
         # W_i ~ U_k diag(S_k) V_k^T, one truncated SVD per expert
-        pieces = torch.stack([truncated(w, k) for w in weights])
+        pieces = torch.stack([truncated_svd(w, k) for w in weights])
     return pieces.mean(0) if merge == "mean" and method == "svd" else pieces.sum(0)
 
 
@@ -84,7 +80,7 @@ def gather_experts(model: nn.Module, method: str = "svd", k: int | None = None, 
     """One dense feed-forward block per MoE layer of `model`, of one expert's shape."""
     layers = moe_layers(model)
     if not layers:
-        raise ValueError(f"model {type(model).__name__} has no MoE layers: there are no experts to gather")
+        raise UserError(f"model {type(model).__name__} has no MoE layers: there are no experts to gather")
     blocks = []
     for _, layer in layers:
         experts = layer.experts
@@ -138,56 +134,8 @@ def make_student(teacher: nn.Module, method: str = "svd", k: int | None = None, 
     return student
 
 
-@dataclass(frozen=True)
-class DistillConfig:
-    """Student loss (1 - weight) * CE(y, s) + weight * T^2 * KL(softmax(t/T) || softmax(s/T))."""
-
-    weight: float = 0.5  # share of the soft (teacher) term (ours: 0.5; Switch recipe: 0.25)
-    temperature: float = 2.0  # T (ours: 2; Switch recipe: 1)
-
-    def __post_init__(self):
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"weight={self.weight!r} is not allowed: weight must be in [0, 1]")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature={self.temperature!r} is not allowed: temperature must be > 0")
-
-
-ONES_RECIPE = DistillConfig(0.5, 2.0)
-SWITCH_RECIPE = DistillConfig(0.25, 1.0)  # Fedus et al.: 0.25 soft / 0.75 hard targets, T = 1
-
-
-def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 * KL(softmax(t/T) || softmax(s/T)), mean over samples."""
-    t = temperature
-    return t * t * F.kl_div(
-        F.log_softmax(student_logits.float() / t, -1), F.log_softmax(teacher_logits.float() / t, -1), log_target=True, reduction="batchmean"
-    )
-
-
-def distillation_objective(student_logits, teacher_logits, targets, config: DistillConfig):
-    """(1 - a) CE(y, s) + a T^2 KL(t || s). Returns (total, CE, KL term)."""
-    hard = F.cross_entropy(student_logits.float(), targets)
-    soft = soft_target_loss(student_logits, teacher_logits, config.temperature)
-    return (1 - config.weight) * hard + config.weight * soft, hard, soft
-
-
-@torch.no_grad()
-def teacher_kl(student: nn.Module, teacher: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> float:
-    """Mean KL(teacher || student) of the predictive distributions (T = 1) on X, both in eval mode."""
-    student.eval()
-    teacher.eval()
-    device = next(student.parameters()).device
-    total = 0.0
-    for start in range(0, len(X), batch_size):
-        xb = X[start : start + batch_size].to(device)
-        total += float(soft_target_loss(student(xb).logits, teacher(xb).logits, 1.0)) * len(xb)
-    return total / len(X)
-
-
-def expert_spectra(model: nn.Module) -> "pd.DataFrame":
+def expert_spectra(model: nn.Module) -> pd.DataFrame:
     """Singular values of every expert matrix: layer, matrix (w1 / w2), expert, index, value, energy share."""
-    import pandas as pd
-
     rows = []
     for layer_name, layer in moe_layers(model):
         for matrix in ("w1", "w2"):
@@ -195,11 +143,14 @@ def expert_spectra(model: nn.Module) -> "pd.DataFrame":
                 values = torch.linalg.svdvals(weight)
                 energy = values.pow(2).cumsum(0) / values.pow(2).sum()
                 for index, (value, share) in enumerate(zip(values.tolist(), energy.tolist())):
-                    rows.append({"layer": layer_name, "matrix": matrix, "expert": expert, "index": index + 1, "singular_value": value, "cumulative_energy": share})
+                    rows.append(
+                        {
+                            "layer": layer_name,
+                            "matrix": matrix,
+                            "expert": expert,
+                            "index": index + 1,
+                            "singular_value": value,
+                            "cumulative_energy": share,
+                        }
+                    )
     return pd.DataFrame(rows)
-
-
-def benefit_preserved(student: float, dense: float, moe: float) -> float:
-    """% of MoE benefit preserved: 100 * (S_student - S_dense) / (S_MoE - S_dense)."""
-    gap = moe - dense
-    return float("nan") if gap == 0 else 100.0 * (student - dense) / gap

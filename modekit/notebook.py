@@ -1,0 +1,30 @@
+"""The notebooks' setup in one call: parameters from papermill or the environment, the output
+folder, the device, quiet warnings and short float display.
+
+    FAST, OUT_DIR, DEVICE = setup(FAST, OUT_DIR, DEVICE)
+
+FAST: papermill's value, else $MODEKIT_FAST ("0" = full configuration), default True.
+OUT_DIR: papermill's value, else $MODEKIT_OUT_DIR, else None (write nothing); created when given.
+DEVICE: "auto", "cpu" or "cuda", checked here so that a wrong value fails in the first cell.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pandas as pd
+
+from .device import resolve_device
+
+
+def setup(fast=None, out_dir=None, device: str = "auto") -> tuple[bool, str | None, str]:
+    """(FAST, OUT_DIR, DEVICE) for a notebook; see the module docstring."""
+    warnings.filterwarnings("ignore", category=UserWarning)
+    pd.set_option("display.precision", 4)
+    fast = os.environ.get("MODEKIT_FAST", "1") != "0" if fast is None else bool(fast)
+    out_dir = (os.environ.get("MODEKIT_OUT_DIR") if out_dir is None else out_dir) or None
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    resolve_device(device)
+    return fast, out_dir, device

@@ -1,0 +1,37 @@
+"""The experiments' tables, each in one place: dataset profiles and the per-domain alphas.
+
+Used by the CLI, the experiments (compare, OneS) and the notebooks. docs/method.md §7 says which
+values are the papers' and which are ours.
+"""
+
+from __future__ import annotations
+
+DOMAINS = ("tabular", "image", "text")
+
+# profile name -> the datasets per domain and the epochs each domain trains
+PROFILES = {
+    "fast": {  # embedded data, CPU minutes
+        "datasets": {"tabular": ["subtasks", "wine", "breast_cancer", "digits"], "image": ["digits8x8"], "text": ["synthtext"]},
+        "epochs": {"tabular": 60, "image": 15, "text": 8},
+    },
+    "full": {  # real data under $MODEKIT_DATA, meant for a GPU
+        "datasets": {
+            "tabular": ["letter", "satimage", "magic", "penbased"],
+            "image": ["fashion_mnist", "mnist"],
+            "text": ["sst2", "trec", "mr"],
+        },
+        "epochs": {"tabular": 30, "image": 5, "text": 4},
+    },
+}
+
+# The paper's alpha per domain, (low, high) (paper, as our summary reports it: 0.01-0.1 tabular, 1 NLP, 10 CV)
+PAPER_ALPHA = {"tabular": (0.01, 0.1), "text": (1.0, 1.0), "image": (10.0, 10.0)}
+# Our search grid per domain: the paper's range widened by about half a decade on each side (ours)
+ALPHA_GRID = {"tabular": (0.01, 0.03, 0.1, 0.3), "text": (0.3, 1.0, 3.0), "image": (3.0, 10.0, 30.0)}
+# The single alpha used where one MoDE model per domain is trained (OneS's MoDE teacher) (ours)
+MODE_ALPHA = {"tabular": 0.1, "image": 3.0, "text": 0.3}
+
+
+def paper_alpha_text(domain: str) -> str:
+    """The paper's alpha for a domain as text: "0.01-0.1", "1", "10"."""
+    return "-".join(f"{a:g}" for a in sorted(set(PAPER_ALPHA[domain])))

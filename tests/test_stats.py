@@ -1,0 +1,85 @@
+"""The claims' deciding quantities (modekit.stats) on small frames whose answers are known."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modekit import stats
+
+
+def population(rows):
+    return pd.DataFrame(rows, columns=["alpha", "seed", "val_accuracy", "test_accuracy", "cosine_similarity"])
+
+
+POPULATION = population(
+    [
+        # alpha 0 (MoE), two interior alphas, the largest alpha
+        (0.0, 0, 0.80, 0.70, 0.1), (0.0, 1, 0.80, 0.72, 0.2),
+        (0.1, 0, 0.90, 0.80, 0.5), (0.1, 1, 0.92, 0.78, 0.6),
+        (1.0, 0, 0.85, 0.90, 0.8), (1.0, 1, 0.85, 0.91, 0.8),
+        (10.0, 0, 0.70, 0.75, 0.99), (10.0, 1, 0.70, 0.60, 0.97),
+    ]
+)  # fmt: skip
+
+
+def test_sweet_spot_is_chosen_on_validation_not_test():
+    assert stats.sweet_spot(POPULATION) == 0.1  # alpha 1.0 has the best test accuracy, 0.1 the best validation
+    assert stats.sweet_spot(POPULATION, among=[1.0, 10.0]) == 1.0
+
+
+def test_inverted_u_gain_per_seed():
+    gains, best = stats.inverted_u_gain(POPULATION)
+    assert best == 0.1
+    # seed 0: 0.80 - max(0.70, 0.75); seed 1: 0.78 - max(0.72, 0.60)
+    np.testing.assert_allclose(gains.loc[[0, 1]].to_numpy(), [0.05, 0.06])
+
+
+def test_collapse_similarity_is_taken_at_the_largest_alpha():
+    assert stats.collapse_similarity(POPULATION).to_dict() == {0: 0.99, 1: 0.97}
+
+
+def test_paired_difference_pairs_by_seed_and_drops_unpaired():
+    table = pd.DataFrame({"model": ["MoE", "MoE", "MoE", "MoDE", "MoDE"], "seed": [0, 1, 2, 1, 0], "score": [1.0, 2.0, 3.0, 2.5, 0.5]})
+    difference = stats.paired_difference(table, "score")
+    assert difference.to_dict() == {0: -0.5, 1: 0.5}  # seed 2 has no MoDE run
+
+
+def test_own_domain_accuracy_follows_the_matching():
+    probing_table = pd.DataFrame(
+        {
+            "expert": [0, 0, 1, 1],
+            "domain": [0, 1, 0, 1],
+            "own": [True, False, False, True],
+            "accuracy": [0.9, 0.4, 0.3, 0.8],
+        }
+    )
+    # sub-task 0 went to expert 1, sub-task 1 to expert 0
+    np.testing.assert_allclose(stats.own_domain_accuracy(probing_table, [1, 0]), [0.8, 0.9])
+
+
+def test_benefit_preserved():
+    assert stats.benefit_preserved(0.85, 0.80, 0.90) == pytest.approx(50.0)
+    assert stats.benefit_preserved(0.90, 0.80, 0.90) == pytest.approx(100.0)
+    assert np.isnan(stats.benefit_preserved(0.9, 0.8, 0.8))
+
+
+def test_best_other_gap_takes_the_best_of_the_others():
+    per_seed = pd.DataFrame({"svd": [0.9, 0.8], "sum": [0.7, 0.85], "avg": [0.85, 0.6]}, index=[0, 1])
+    np.testing.assert_allclose(stats.best_other_gap(per_seed, "svd", ["sum", "avg"]).to_numpy(), [0.05, -0.05])
+
+
+def test_domain_gains_use_each_datasets_chosen_alpha():
+    results = pd.DataFrame(
+        [
+            ("a", "tabular", "MoE", 0.0, 0, 0.70), ("a", "tabular", "MoDE", 0.1, 0, 0.75), ("a", "tabular", "MoDE", 1.0, 0, 0.60),
+            ("a", "tabular", "MoE", 0.0, 1, 0.72), ("a", "tabular", "MoDE", 0.1, 1, 0.71), ("a", "tabular", "MoDE", 1.0, 1, 0.90),
+            ("b", "tabular", "MoE", 0.0, 0, 0.50), ("b", "tabular", "MoDE", 1.0, 0, 0.55),
+            ("b", "tabular", "dense (same compute)", 0.0, 0, 0.9),
+            ("t", "text", "MoE", 0.0, 0, 0.80), ("t", "text", "MoDE", 3.0, 0, 0.70),
+        ],
+        columns=["dataset", "domain", "model", "alpha", "seed", "test_accuracy"],
+    )  # fmt: skip
+    gains = stats.domain_gains(results, pd.Series({"a": 0.1, "b": 1.0, "t": 3.0}))
+    assert set(gains) == {"tabular", "text"}
+    assert gains["tabular"].round(4).to_dict() == {("a", 0): 0.05, ("a", 1): -0.01, ("b", 0): 0.05}
+    assert gains["text"].round(4).to_dict() == {("t", 0): -0.1}
