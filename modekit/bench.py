@@ -127,12 +127,12 @@ def ones_bench(device: str = "auto", batch_sizes=(1, 32, 256, 1024)) -> list[dic
     SVD-gathered dense student (same shapes as the synthetic text task), eval mode."""
     from .data import load
     from .gathering import make_student
-    from .ones_experiment import inference_speed, teacher_config
+    from .ones_experiment import inference_speed, speed_summary, teacher_config
 
     data = load("synthtext", n_samples=400)
     teacher = build_model(teacher_config(data), seed=0)
     student = make_student(teacher, "svd")
-    table = inference_speed(teacher, student, data.X_test, batch_sizes, device)
+    table = speed_summary(inference_speed(teacher, student, data.X_test, batch_sizes, device))
     return [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()} for row in table.to_dict("records")]
 
 

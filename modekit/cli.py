@@ -71,7 +71,7 @@ def _add_train_and_sweep(commands) -> None:
     sweep = commands.add_parser("sweep", help="train an alpha x seed population")
     _add_training(sweep, alpha=False)
     sweep.add_argument("--alphas", type=_float_list, default=[0.0, 0.01, 0.1, 1.0])
-    sweep.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help=SEEDS_HELP)
+    sweep.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], help=SEEDS_HELP)
     sweep.add_argument("--vectorise", choices=("auto", "yes", "no"), default="auto")
     sweep.add_argument("--out", type=Path, help="write the tidy results table as CSV (never overwrites)")
 
@@ -93,7 +93,7 @@ def _add_ones(commands) -> None:
     ones = commands.add_parser("ones", help="OneS: gather a sparse MoE into a dense student, then distil")
     ones.add_argument("--dataset", required=True)
     ones.add_argument("--methods", default="sum,avg,topk,svd", help=f"comma-separated: {', '.join(METHODS)}")
-    ones.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help=SEEDS_HELP)
+    ones.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], help=SEEDS_HELP)
     ones.add_argument("--epochs", type=int, default=TEACHER_EPOCHS, help="teacher and dense-baseline epochs")
     ones.add_argument("--kd-epochs", type=int, default=KD_EPOCHS, help="distillation epochs per student")
     ones.add_argument("--mode-alpha", type=float, help="alpha of the MoDE teacher (default per domain; 0 = none)")
@@ -105,7 +105,7 @@ def _add_ones(commands) -> None:
 def _add_compare(commands) -> None:
     compare = commands.add_parser("compare", help="MoE vs MoDE vs dense baselines across domains, paired by seed")
     compare.add_argument("--domains", default=",".join(DOMAINS), help=f"comma-separated: {', '.join(DOMAINS)}")
-    compare.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help=SEEDS_HELP)
+    compare.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], help=SEEDS_HELP)
     compare.add_argument("--profile", choices=tuple(PROFILES), default="fast", help="fast: embedded data; full: real sets")
     compare.add_argument("--datasets", help="override the profile's datasets (comma-separated names)")
     compare.add_argument("--epochs", type=int, help="override the profile's epochs for every domain")

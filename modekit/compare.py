@@ -1,10 +1,13 @@
-"""MoE vs MoDE, paired by seed: the MoDE paper's main comparison.
+"""MoE vs MoDE, paired by seed: the MoDE paper's main comparison, with an equal tuning budget.
 
-For each dataset, one population is trained: alpha = 0 (plain MoE) and a small log grid of alphas
-around the paper's value for the domain, times the seeds. MoDE's alpha is chosen on the validation
-split (mean over seeds), never on test; then test accuracies are compared seed by seed. Two dense
-baselines (one expert) run beside them: the same compute (one expert of the same width) and the
-same parameter count (one expert E times as wide).
+For each dataset and seed (each seed its own data split where the dataset has no official one):
+MoDE trains one model per alpha of the domain's grid, and MoE one model per weight decay of a grid
+of the same size (MoE_WEIGHT_DECAY), so that neither side gets more tuning. Each side's setting is
+chosen on the validation split (mean over seeds), never on test; then test accuracies are paired
+seed by seed. MoDE at the paper's alpha is reported beside the tuned one. Two dense baselines (one
+expert) run beside them: the same compute and the same parameter count. A run whose best epoch is
+its last is flagged undertrained; a dataset where both models reach the ceiling carries no
+evidence. Both are reported and kept out of verdicts (modekit.stats.verdict_datasets).
 """
 
 from __future__ import annotations
@@ -18,15 +21,45 @@ from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
 from .errors import UserError
 from .nn import model_config_for
-from .population import sweep_configs, train_population
-from .profiles import ALPHA_GRID, paper_alpha_text
-from .stats import paired_difference
+from .population import train_population
+from .profiles import ALPHA_GRID, MOE_WEIGHT_DECAY, PAPER_ALPHA_POINT, paper_alpha_text
+from .stats import CEILING, judge, paired_difference
 from .train import results_frame
+
+
+def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(MoDE alphas, MoE weight decays): the MoE grid has as many settings as the alpha grid."""
+    grid = tuple(alphas) if alphas is not None else ALPHA_GRID[domain]
+    if not grid or any(not a > 0 for a in grid):
+        raise UserError(f"alphas={list(grid)!r} is not allowed: MoDE alphas must be > 0 (alpha = 0, MoE, is always run)")
+    if len(grid) > len(MOE_WEIGHT_DECAY):
+        raise UserError(f"alphas={list(grid)!r} is not allowed: at most {len(MOE_WEIGHT_DECAY)} alphas (the MoE tuning grid's size)")
+    return grid, MOE_WEIGHT_DECAY[: len(grid)]
+
+
+def _one_seed(data: Dataset, seed: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines) -> list[pd.DataFrame]:
+    """Every model of one dataset and seed: MoDE per alpha, MoE per weight decay, dense baselines."""
+    frames = []
+    mode = train_population(data, model_config, [base.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
+    frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
+    for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
+        moe = train_population(data, model_config, [base.replace(alpha=0.0, weight_decay=decay, seed=seed)], vectorise, progress=False)
+        frames.append(results_frame(moe, dataset=data.name, domain=data.domain).assign(model="MoE"))
+    if baselines:
+        full = model_config_for(data, model_config)
+        dense = {
+            "dense (same compute)": full.replace(n_experts=1, top_k=1),
+            "dense (same params)": full.replace(n_experts=1, top_k=1, expert_hidden=full.expert_hidden * full.n_experts),
+        }
+        for label, config in dense.items():
+            result = train_population(data, config, [base.replace(alpha=0.0, seed=seed)], vectorise, progress=False)
+            frames.append(results_frame(result, dataset=data.name, domain=data.domain).assign(model=label))
+    return frames
 
 
 def compare_moe_mode(
     datasets: Sequence[str | Dataset],
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
     alphas: Sequence[float] | None = None,
@@ -34,88 +67,100 @@ def compare_moe_mode(
     progress: bool = True,
     baselines: bool = False,
     max_train: int | None = None,
+    load_options: dict[str, dict] | None = None,
 ) -> pd.DataFrame:
-    """Tidy results: one row per dataset x model x alpha x seed (model: MoE, MoDE, dense baselines)."""
+    """Tidy results: one row per dataset x model x setting x seed (model: MoE, MoDE, dense
+    baselines; setting: alpha for MoDE, weight_decay for MoE). A dataset given by name is loaded
+    once per seed with that seed's split (`load_options`: name -> extra arguments of `load`); a
+    `Dataset` object keeps its one split (column `split_seed`)."""
+    from tqdm.auto import tqdm
+
     base = train_config or TrainConfig(progress=False)
+    if not list(seeds):
+        raise UserError("seeds=[] is not allowed: give at least one seed")
     frames = []
     for entry in datasets:
-        data = entry if isinstance(entry, Dataset) else load(entry)
-        if max_train:
-            data = data.subsample_train(max_train, seed=0)
-        grid = tuple(alphas) if alphas is not None else ALPHA_GRID[data.domain]
-        if any(a <= 0 for a in grid):
-            raise UserError(f"alphas={list(grid)!r} is not allowed: MoDE alphas must be > 0 (alpha = 0, MoE, is always run)")
-        configs = sweep_configs(base, (0.0, *grid), seeds)
-        results = train_population(data, model_config, configs, vectorise=vectorise, progress=progress)
-        frame = results_frame(results, dataset=data.name, domain=data.domain)
-        frame["model"] = np.where(frame["alpha"] == 0, "MoE", "MoDE")
-        frames.append(frame)
-        if baselines:
-            full = model_config_for(data, model_config)
-            dense = {
-                "dense (same compute)": full.replace(n_experts=1, top_k=1),
-                "dense (same params)": full.replace(n_experts=1, top_k=1, expert_hidden=full.expert_hidden * full.n_experts),
-            }
-            for label, config in dense.items():
-                results = train_population(data, config, sweep_configs(base, (0.0,), seeds), vectorise=vectorise, progress=progress)
-                frames.append(results_frame(results, dataset=data.name, domain=data.domain).assign(model=label))
+        for seed in tqdm(list(seeds), desc=str(getattr(entry, "name", entry)), disable=not progress, leave=False):
+            data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **(load_options or {}).get(entry, {}))
+            if max_train:
+                data = data.subsample_train(max_train, seed=seed)
+            grid, decays = _grids(data.domain, alphas)
+            split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
+            for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines):
+                frames.append(frame.assign(split_seed=split_seed))
     return pd.concat(frames, ignore_index=True)
+
+
+def choose_setting(results: pd.DataFrame, model: str, setting: str) -> pd.Series:
+    """Per dataset, the `setting` value of `model` with the best mean validation accuracy over seeds."""
+    part = results[results["model"] == model]
+    val = part.groupby(["dataset", setting])["val_accuracy"].mean().reset_index()
+    return val.loc[val.groupby("dataset")["val_accuracy"].idxmax()].set_index("dataset")[setting]
 
 
 def choose_alpha(results: pd.DataFrame) -> pd.Series:
     """Per dataset, the MoDE alpha with the best mean validation accuracy over seeds."""
-    mode = results[results["model"] == "MoDE"]
-    val = mode.groupby(["dataset", "alpha"])["val_accuracy"].mean().reset_index()
-    best = val.loc[val.groupby("dataset")["val_accuracy"].idxmax()]
-    return best.set_index("dataset")["alpha"]
+    return choose_setting(results, "MoDE", "alpha")
+
+
+def chosen_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind the comparison: MoDE at its chosen alpha, MoE at its chosen weight decay."""
+    alpha, decay = choose_alpha(results), choose_setting(results, "MoE", "weight_decay")
+    is_mode = (results.model == "MoDE") & (results.alpha == results.dataset.map(alpha))
+    is_moe = (results.model == "MoE") & (results.weight_decay == results.dataset.map(decay))
+    return results[is_mode | is_moe]
 
 
 def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset: MoE and MoDE (alpha chosen on validation) test accuracy mean +- std over seeds,
-    and the paired difference MoDE - MoE (mean +- std, and how many seeds MoDE won or tied)."""
-    chosen = choose_alpha(results)
+    """Per dataset: MoE (weight decay chosen on validation) and MoDE (alpha chosen on validation)
+    test accuracy mean +- std over seeds; the paired difference MoDE - MoE with its 95% interval;
+    wins, ties and losses; MoDE at the paper's alpha; dense baselines; flags for undertrained runs
+    and for a dataset at the ceiling."""
+    chosen = chosen_runs(results)
+    alpha, decay = choose_alpha(results), choose_setting(results, "MoE", "weight_decay")
     rows = []
-    for dataset, alpha in chosen.items():
-        part = results[results["dataset"] == dataset]
-        moe = part[part["model"] == "MoE"].set_index("seed")["test_accuracy"]
-        mode = part[(part["model"] == "MoDE") & (part["alpha"] == alpha)].set_index("seed")["test_accuracy"]
-        difference = paired_difference(part[(part["model"] == "MoE") | (part["alpha"] == alpha)], "test_accuracy")
-        dense = {
-            f"{key}_mean": part[part["model"] == label]["test_accuracy"].mean()
-            for key, label in (("dense_compute", "dense (same compute)"), ("dense_params", "dense (same params)"))
-        }
-        rows.append(
-            {
-                "dataset": dataset,
-                "domain": part["domain"].iloc[0],
-                "alpha": alpha,
-                "seeds": len(difference),
-                "moe_mean": moe.mean(),
-                "moe_std": moe.std(ddof=1),
-                "mode_mean": mode.mean(),
-                "mode_std": mode.std(ddof=1),
-                "diff_mean": difference.mean(),
-                "diff_std": difference.std(ddof=1),
-                "mode_wins_or_ties": int((difference >= 0).sum()),
-                **dense,
-                "train_seconds": part["train_seconds"].sum(),
-            }
+    for dataset, part in chosen.groupby("dataset", sort=False):
+        everything = results[results.dataset == dataset]
+        domain = part.domain.iloc[0]
+        moe = part[part.model == "MoE"].set_index("seed").test_accuracy
+        mode = part[part.model == "MoDE"].set_index("seed").test_accuracy
+        difference = paired_difference(part, "test_accuracy")
+        evidence = judge(difference)
+        paper = everything[(everything.model == "MoDE") & (everything.alpha == PAPER_ALPHA_POINT[domain])]
+        at_paper = (
+            paired_difference(pd.concat([part[part.model == "MoE"], paper]), "test_accuracy") if len(paper) else pd.Series(dtype=float)
         )
+        dense = {f"{key}_mean": everything[everything.model == label].test_accuracy.mean()
+                 for key, label in (("dense_compute", "dense (same compute)"), ("dense_params", "dense (same params)"))}  # fmt: skip
+        rows.append({
+            "dataset": dataset, "domain": domain, "alpha": alpha[dataset], "moe_weight_decay": decay[dataset],
+            "seeds": len(difference), "moe_mean": moe.mean(), "moe_std": moe.std(ddof=1), "mode_mean": mode.mean(),
+            "mode_std": mode.std(ddof=1), "diff_mean": difference.mean(), "diff_std": difference.std(ddof=1),
+            "diff_ci_low": evidence.ci_low, "diff_ci_high": evidence.ci_high, "wins": int((difference > 0).sum()),
+            "ties": int((difference == 0).sum()), "losses": int((difference < 0).sum()),
+            "paper_alpha": PAPER_ALPHA_POINT[domain], "diff_at_paper_alpha": at_paper.mean() if len(at_paper) else np.nan,
+            **dense, "undertrained": int((part.best_epoch == part.epochs_run).sum()),
+            "at_ceiling": bool(min(moe.mean(), mode.mean()) >= CEILING), "train_seconds": everything.train_seconds.sum(),
+        })  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def format_summary(summary: pd.DataFrame) -> str:
     """The summary as an aligned text table: accuracies in %, mean +- std over seeds."""
     lines = [
-        f"{'dataset':<14} {'domain':<8} {'alpha':>6} {'MoE test acc':>16} {'MoDE test acc':>16} {'MoDE - MoE':>16} {'MoDE>=MoE':>9}"
-        f" {'dense=compute':>13} {'dense=params':>12}"
+        f"{'dataset':<14} {'domain':<8} {'alpha':>6} {'MoE wd':>6} {'MoE test acc':>16} {'MoDE test acc':>16} {'MoDE - MoE':>16}"
+        f" {'95% CI':>16} {'W/T/L':>7} {'@paper a':>8} {'dense=compute':>13} {'dense=params':>12}  flags"
     ]
     for row in summary.itertuples():
         dense = "".join(f" {100 * v:>12.2f}" if v == v else f" {'-':>12}" for v in (row.dense_compute_mean, row.dense_params_mean))
+        flags = ", ".join(f for f, on in ((f"{row.undertrained} undertrained", row.undertrained), ("ceiling", row.at_ceiling)) if on)
+        interval = f"[{100 * row.diff_ci_low:+.2f}, {100 * row.diff_ci_high:+.2f}]"
         lines.append(
-            f"{row.dataset:<14} {row.domain:<8} {row.alpha:>6g} {100 * row.moe_mean:>8.2f} +- {100 * row.moe_std:<4.2f} "
+            f"{row.dataset:<14} {row.domain:<8} {row.alpha:>6g} {row.moe_weight_decay:>6g} "
+            f"{100 * row.moe_mean:>8.2f} +- {100 * row.moe_std:<4.2f} "
             f"{100 * row.mode_mean:>8.2f} +- {100 * row.mode_std:<4.2f} "
-            f"{100 * row.diff_mean:>+8.2f} +- {100 * row.diff_std:<4.2f} {f'{row.mode_wins_or_ties}/{row.seeds}':>9} {dense}"
+            f"{100 * row.diff_mean:>+8.2f} +- {100 * row.diff_std:<4.2f} {interval:>16} {f'{row.wins}/{row.ties}/{row.losses}':>7}"
+            f" {100 * row.diff_at_paper_alpha:>+8.2f}{dense}  {flags}"
         )
     return "\n".join(lines)
 

@@ -5,10 +5,14 @@ in modekit.objectives.
 Gathering, per expert weight matrix W_i of shape (a, b), E experts:
     sum:      W = sum_i W_i                    avg: W = mean_i W_i
     topk:     keep the K largest |entries| of each W_i (default K = a*b / E), zero the rest, sum
-    neurons:  keep the K output units (columns) of largest L2 norm of each W_i (default K = b / E), sum
+    neurons:  each expert keeps its K hidden units (W1 column, b1 entry, W2 row together) of largest
+              ||W1[:, j]|| ||W2[j, :]||, placed side by side (default and largest K = h / E)
     svd:      W_i ~ U_K diag(S_K) V_K^T (top-K singular triplets, default K = rank / E), merged by
               sum (default) or mean
-Biases are averaged over the experts. Everything outside the experts is copied; the router goes.
+Biases are merged as their weights are (summed, or averaged for avg and svd-mean); a K given for W1
+is applied to W2 as the same share of its own limit. Everything outside the experts is copied; the
+router goes. gather_matrices works on one stacked matrix; "neurons" pairs the two layers and lives
+in gather_neurons.
 """
 
 from __future__ import annotations
@@ -39,8 +43,10 @@ def default_k(weights: torch.Tensor, method: str) -> int:
 
 def k_limit(weights: torch.Tensor, method: str) -> tuple[int, str]:
     """The largest K of a method for stacked (E, rows, columns) weights, and what K counts."""
-    _, rows, columns = weights.shape
-    return {"topk": (rows * columns, "entries"), "neurons": (columns, "output units"), "svd": (min(rows, columns), "the rank")}[method]
+    n_experts, rows, columns = weights.shape
+    limits = {"topk": (rows * columns, "entries"), "neurons": (max(1, columns // n_experts), "hidden units per expert, h / E"),
+              "svd": (min(rows, columns), "the rank")}  # fmt: skip
+    return limits[method]
 
 
 def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = None, merge: str = "sum") -> torch.Tensor:
@@ -49,6 +55,11 @@ def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = 
     check_choice("merge", merge, MERGES)
     if weights.dim() != 3:
         raise UserError(f"weights has shape {tuple(weights.shape)}: expected stacked experts (E, rows, columns)")
+    if method == "neurons":
+        raise UserError(
+            "method='neurons' is not allowed for one matrix: it keeps each hidden unit's W1 column and W2 row together; "
+            "use gather_neurons(w1, b1, w2, b2, k) or gather_experts(model, 'neurons')"
+        )
     weights = weights.detach().float()
     if method == "sum":
         # W = sum_i W_i
@@ -65,19 +76,56 @@ def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = 
         flat = weights.flatten(1)
         keep = torch.zeros_like(flat).scatter(1, flat.abs().topk(k, dim=1).indices, 1.0)
         pieces = (flat * keep).view_as(weights)
-    elif method == "neurons":
-        # keep the k output units (columns) of largest L2 norm of each expert
-        keep = torch.zeros(weights.shape[0], weights.shape[2], device=weights.device)
-        keep.scatter_(1, weights.norm(dim=1).topk(k, dim=1).indices, 1.0)
-        pieces = weights * keep[:, None, :]
     else:
         # W_i ~ U_k diag(S_k) V_k^T, one truncated SVD per expert
         pieces = torch.stack([truncated_svd(w, k) for w in weights])
     return pieces.mean(0) if merge == "mean" and method == "svd" else pieces.sum(0)
 
 
+def merge_biases(biases: torch.Tensor, method: str, merge: str = "sum") -> torch.Tensor:
+    """Biases (E, b) merged as their weights are: averaged for avg (and svd with merge="mean"), else summed."""
+    biases = biases.detach().float()
+    # b = (1/E) sum_i b_i  or  b = sum_i b_i, matching W
+    return biases.mean(0) if method == "avg" or (method == "svd" and merge == "mean") else biases.sum(0)
+
+
+def gather_neurons(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, k: int | None = None):
+    """OneS "neurons": each expert keeps its K hidden units of largest ||W1[:, j]|| * ||W2[j, :]||,
+    each unit whole (its W1 column, b1 entry and W2 row together: the ReLU sits between the layers,
+    so a unit only computes its function with its own pair), and the kept units of all experts sit
+    side by side in one expert-shaped block (K <= h / E; unused units stay zero). The block computes
+    sum_i of each expert restricted to its kept units, so b2 is summed like the "sum" method.
+    Shapes: w1 (E, d, h), b1 (E, h), w2 (E, h, p), b2 (E, p). Returns (W1, b1, W2, b2)."""
+    n_experts, d_in, hidden = w1.shape
+    limit = max(1, hidden // n_experts)
+    k = limit if k is None else k
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
+        raise UserError(
+            f"k={k!r} is not allowed: for method='neurons' k must be an integer in [1, {limit}] (hidden units per expert, h / E)"
+        )
+    w1, b1, w2 = w1.detach().float(), b1.detach().float(), w2.detach().float()
+    # score of unit j of expert i: ||W1_i[:, j]|| * ||W2_i[j, :]||
+    score = w1.norm(dim=1) * w2.norm(dim=2)  # (E, h)
+    kept = score.topk(k, dim=1).indices.sort(dim=1).values  # (E, k), in unit order
+    W1, B1, W2 = w1.new_zeros(d_in, hidden), w1.new_zeros(hidden), w1.new_zeros(hidden, w2.shape[2])
+    for i in range(n_experts):
+        slots = slice(i * k, (i + 1) * k)
+        W1[:, slots], B1[slots], W2[slots] = w1[i][:, kept[i]], b1[i][kept[i]], w2[i][kept[i]]
+    return W1, B1, W2, b2.detach().float().sum(0)
+
+
+def second_k(k: int | None, w1: torch.Tensor, w2: torch.Tensor, method: str) -> int | None:
+    """K for the second matrix: the same share of its own limit as K is of the first's (a rank-r
+    fraction of W1 keeps the same fraction of W2's rank), never W1's absolute K."""
+    if k is None or method in ("sum", "avg", "neurons"):
+        return None
+    first, second = k_limit(w1, method)[0], k_limit(w2, method)[0]
+    return max(1, min(second, round(k / first * second)))
+
+
 def gather_experts(model: nn.Module, method: str = "svd", k: int | None = None, merge: str = "sum") -> list[DenseFeedForward]:
     """One dense feed-forward block per MoE layer of `model`, of one expert's shape."""
+    check_choice("method", method, METHODS)
     layers = moe_layers(model)
     if not layers:
         raise UserError(f"model {type(model).__name__} has no MoE layers: there are no experts to gather")
@@ -86,25 +134,17 @@ def gather_experts(model: nn.Module, method: str = "svd", k: int | None = None, 
         experts = layer.experts
         _, d_in, d_hidden = experts.w1.shape
         dense = DenseFeedForward(d_in, d_hidden, experts.w2.shape[2]).to(experts.w1.device)
+        if method == "neurons":
+            parts = gather_neurons(experts.w1, experts.b1, experts.w2, experts.b2, k)
+        else:
+            parts = (gather_matrices(experts.w1, method, k, merge), merge_biases(experts.b1, method, merge),
+                     gather_matrices(experts.w2, method, second_k(k, experts.w1, experts.w2, method), merge),
+                     merge_biases(experts.b2, method, merge))  # fmt: skip
         with torch.no_grad():
-            dense.w1.copy_(gather_matrices(experts.w1, method, k, merge))
-            dense.w2.copy_(gather_matrices(experts.w2, method, _second_k(k, experts, method), merge))
-            # biases: mean over the experts
-            dense.b1.copy_(experts.b1.mean(0))
-            dense.b2.copy_(experts.b2.mean(0))
+            for target, value in zip((dense.w1, dense.b1, dense.w2, dense.b2), parts):
+                target.copy_(value)
         blocks.append(dense)
     return blocks
-
-
-def _second_k(k, experts, method):
-    """The same K for both matrices where it is meaningful (svd: rank of each), else its default."""
-    if k is None or method in ("sum", "avg"):
-        return None
-    if method == "svd":
-        return min(k, min(experts.w2.shape[1:]))
-    if method == "neurons":
-        return min(k, experts.w2.shape[2])
-    return min(k, experts.w2.shape[1] * experts.w2.shape[2])
 
 
 def random_dense_blocks(model: nn.Module, seed: int) -> list[DenseFeedForward]:

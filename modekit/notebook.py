@@ -1,11 +1,13 @@
 """The notebooks' setup in one call: parameters from papermill or the environment, the output
 folder, the device, quiet warnings and short float display.
 
-    FAST, OUT_DIR, DEVICE = setup(FAST, OUT_DIR, DEVICE)
+    FAST, OUT_DIR, DEVICE, PROFILE = setup(FAST, OUT_DIR, DEVICE, PROFILE)
 
 FAST: papermill's value, else $MODEKIT_FAST ("0" = full configuration), default True.
 OUT_DIR: papermill's value, else $MODEKIT_OUT_DIR, else None (write nothing); created when given.
 DEVICE: "auto", "cpu" or "cuda", checked here so that a wrong value fails in the first cell.
+PROFILE: papermill's value, else $MODEKIT_PROFILE, else "fast" / "full" from FAST; "laptop" runs
+real data on a CPU in under an hour (modekit.profiles.PROFILES).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import warnings
 
 import pandas as pd
 
+from .config import check_choice
 from .device import resolve_device
+from .profiles import PROFILES
 
 
-def setup(fast=None, out_dir=None, device: str = "auto") -> tuple[bool, str | None, str]:
-    """(FAST, OUT_DIR, DEVICE) for a notebook; see the module docstring."""
+def setup(fast=None, out_dir=None, device: str = "auto", profile=None) -> tuple[bool, str | None, str, str]:
+    """(FAST, OUT_DIR, DEVICE, PROFILE) for a notebook; see the module docstring."""
     warnings.filterwarnings("ignore", category=UserWarning)
     pd.set_option("display.precision", 4)
     fast = os.environ.get("MODEKIT_FAST", "1") != "0" if fast is None else bool(fast)
@@ -27,4 +31,6 @@ def setup(fast=None, out_dir=None, device: str = "auto") -> tuple[bool, str | No
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     resolve_device(device)
-    return fast, out_dir, device
+    profile = profile or os.environ.get("MODEKIT_PROFILE") or ("fast" if fast else "full")
+    check_choice("PROFILE", profile, tuple(PROFILES))
+    return profile == "fast", out_dir, device, profile

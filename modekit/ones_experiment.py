@@ -9,7 +9,6 @@ from the means over seeds, with a warning when the MoE - dense gap lies within t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import pandas as pd
@@ -17,13 +16,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .config import ModelConfig, TrainConfig
-from .data import Dataset
-from .device import resolve_device, synchronize
+from .data import Dataset, load
+from .device import resolve_device
+from .errors import UserError
 from .gathering import gather_matrices, k_limit, make_student
 from .nn import model_config_for, moe_layers
 from .objectives import SWITCH_RECIPE, DistillationObjective, teacher_kl
 from .profiles import MODE_ALPHA
-from .stats import benefit_preserved
+from .stats import Evidence, benefit_preserved, judge
 from .train import evaluate, train
 
 TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
@@ -49,68 +49,91 @@ def _row(seed, teacher, student, stage, model, data, reference=None):
 
 
 def run_ones(
-    data: Dataset,
+    data: Dataset | str,
     methods: Sequence[str] = ("sum", "avg", "topk", "svd"),
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     train_config: TrainConfig | None = None,
     kd_config: TrainConfig | None = None,
     mode_alpha: float | None = None,
+    max_train: int | None = None,
+    progress: bool = False,
+    **load_options,
 ) -> pd.DataFrame:
-    """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD)."""
+    """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD).
+    A dataset given by name is loaded once per seed (with `load_options`), each seed with its own split."""
+    from tqdm.auto import tqdm
+
+    if not list(seeds):
+        raise UserError("seeds=[] is not allowed: give at least one seed")
     base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
     kd = kd_config or base.replace(epochs=KD_EPOCHS)
+    rows = []
+    for seed in tqdm(list(seeds), desc="OneS seeds", disable=not progress, leave=False):
+        data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data
+        if max_train:
+            data_seed = data_seed.subsample_train(max_train, seed=seed)
+        rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha)
+    name = data if isinstance(data, str) else data.name
+    return pd.DataFrame(rows).assign(dataset=name)
+
+
+def _ones_seed(data: Dataset, seed: int, methods, base: TrainConfig, kd: TrainConfig, mode_alpha) -> list[dict]:
+    """One seed of the OneS experiment: dense, teachers, baselines and every gathering method."""
     config = teacher_config(data)
     dense_config = config.replace(n_experts=1, top_k=1, gate="dense")
     alpha = MODE_ALPHA[data.domain] if mode_alpha is None else mode_alpha
     rows = []
-    for seed in seeds:
-        dense = train(data, dense_config, base.replace(seed=seed)).model
-        rows.append(_row(seed, "-", "dense from scratch", "trained", dense, data))
-        teachers = {"MoE": 0.0, "MoDE": alpha} if alpha > 0 else {"MoE": 0.0}
-        for label, teacher_alpha in teachers.items():
-            teacher = train(data, config, base.replace(seed=seed, alpha=teacher_alpha)).model
-            rows.append(_row(seed, label, "teacher", "trained", teacher, data))
-            if label == "MoE":  # the baselines need one teacher only
-                random_init = train(data, dense_config, kd.replace(seed=seed), objective=DistillationObjective(teacher)).model
-                rows.append(_row(seed, label, "KD from random init", "after KD", random_init, data, teacher))
-                switch = make_student(teacher, "random", seed=seed)
-                rows.append(_row(seed, label, "Switch-style", "before KD", switch, data, teacher))
-                switch = train(
-                    data, config, kd.replace(seed=seed), model=switch, objective=DistillationObjective(teacher, SWITCH_RECIPE)
-                ).model
-                rows.append(_row(seed, label, "Switch-style", "after KD", switch, data, teacher))
-            for method in methods:
-                student = make_student(teacher, method)
-                rows.append(_row(seed, label, method, "before KD", student, data, teacher))
-                student = train(data, config, kd.replace(seed=seed), model=student, objective=DistillationObjective(teacher)).model
-                rows.append(_row(seed, label, method, "after KD", student, data, teacher))
-    return pd.DataFrame(rows).assign(dataset=data.name)
+    dense = train(data, dense_config, base.replace(seed=seed)).model
+    rows.append(_row(seed, "-", "dense from scratch", "trained", dense, data))
+    teachers = {"MoE": 0.0, "MoDE": alpha} if alpha > 0 else {"MoE": 0.0}
+    for label, teacher_alpha in teachers.items():
+        teacher = train(data, config, base.replace(seed=seed, alpha=teacher_alpha)).model
+        rows.append(_row(seed, label, "teacher", "trained", teacher, data))
+        if label == "MoE":  # the baselines need one teacher only
+            random_init = train(data, dense_config, kd.replace(seed=seed), objective=DistillationObjective(teacher)).model
+            rows.append(_row(seed, label, "KD from random init", "after KD", random_init, data, teacher))
+            switch = make_student(teacher, "random", seed=seed)
+            rows.append(_row(seed, label, "Switch-style", "before KD", switch, data, teacher))
+            switch = train(data, config, kd.replace(seed=seed), model=switch, objective=DistillationObjective(teacher, SWITCH_RECIPE)).model
+            rows.append(_row(seed, label, "Switch-style", "after KD", switch, data, teacher))
+        for method in methods:
+            student = make_student(teacher, method)
+            rows.append(_row(seed, label, method, "before KD", student, data, teacher))
+            student = train(data, config, kd.replace(seed=seed), model=student, objective=DistillationObjective(teacher)).model
+            rows.append(_row(seed, label, method, "after KD", student, data, teacher))
+    return rows
+
+
+def moe_advantage(results: pd.DataFrame) -> Evidence:
+    """MoE teacher - dense model test accuracy, paired by seed, with its 95% interval."""
+    teacher = results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy
+    dense = results[results.student == "dense from scratch"].set_index("seed").test_accuracy
+    return judge((teacher - dense).dropna())
 
 
 def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
-    """Mean +- std per (teacher, student, stage) and % of MoE benefit preserved; plus a warning when
-    the MoE - dense gap is within the seed spread (the benefit % is then meaningless)."""
+    """Mean +- std per (teacher, student, stage) and % of MoE benefit preserved. The % is given only
+    where the MoE's advantage over the dense model is itself significant (its 95% interval above 0);
+    otherwise it is NaN and the warning says "no MoE benefit to keep"."""
     dense = results[results.student == "dense from scratch"].test_accuracy
     summary = (
         results.groupby(["teacher", "student", "stage"], sort=False)
         .agg(
             mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), kl_to_teacher=("kl_to_teacher", "mean"), seeds=("seed", "nunique")
-        )
+        )  # fmt: skip
         .reset_index()
     )
     moe = results[(results.teacher == "MoE") & (results.student == "teacher")].test_accuracy
-    summary["benefit_%"] = [benefit_preserved(m, dense.mean(), moe.mean()) for m in summary["mean"]]
-    paired = (
-        results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy
-        - results[results.student == "dense from scratch"].set_index("seed").test_accuracy
-    )
-    spread = paired.std() if len(paired) > 1 else float("inf")
+    advantage = moe_advantage(results)
+    meaningful = advantage.verdict == "reproduced"
+    summary["benefit_%"] = [benefit_preserved(m, dense.mean(), moe.mean()) if meaningful else float("nan") for m in summary["mean"]]
+    summary["benefit_meaningful"] = meaningful
     warning = None
-    summary["benefit_meaningful"] = bool(paired.mean() > spread)
-    if not paired.mean() > spread:
+    if not meaningful:
         warning = (
-            f"WARNING: the MoE - dense gap ({100 * paired.mean():+.2f} points, paired over {len(paired)} seeds) is within "
-            f"its seed spread ({100 * spread:.2f}): '% of MoE benefit preserved' is not meaningful here"
+            f"no MoE benefit to keep: MoE - dense = {100 * advantage.effect:+.2f} points, 95% CI "
+            f"[{100 * advantage.ci_low:+.2f}, {100 * advantage.ci_high:+.2f}] over {advantage.n} seeds, does not exclude 0; "
+            "'% of MoE benefit preserved' is not computed"
         )
     return summary, warning
 
@@ -156,38 +179,46 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
+def _seconds_per_call(model, x: torch.Tensor, min_run_time: float) -> float:
+    """Median seconds of one eval forward pass (torch.utils.benchmark: warm-up, blocks, device sync)."""
+    import torch.utils.benchmark as benchmark  # imported here: importing it warns on a machine without CUDA
+
+    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
+    with torch.no_grad():
+        return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
 def inference_speed(
-    teacher, student, example: torch.Tensor, batch_sizes=(1, 32, 256, 1024), device: str = "auto", seconds: float = 0.5
+    teacher,
+    student,
+    example: torch.Tensor,
+    batch_sizes=(1, 32, 256, 1024),
+    device: str = "auto",
+    seconds: float = 0.5,
+    rounds: int = 5,
 ) -> pd.DataFrame:
-    """Samples/s of teacher (sparse routed inference) and student, eval mode, warm-up, device sync."""
+    """Samples/s of teacher (sparse routed inference) and student, eval mode, one row per batch x
+    round: each round times the teacher then the student (torch.utils.benchmark medians of blocks of
+    calls, `seconds / rounds` each), so a round's speedup is a paired replicate. `flop_ratio_bound`
+    is the teacher / student FLOP ratio, the most a speedup can be without dispatch effects."""
     dev = resolve_device(device)
     teacher = set_sparse_inference(teacher, True).to(dev).eval()
     student = student.to(dev).eval()
     rows = []
     for batch in batch_sizes:
         x = example[torch.arange(batch) % len(example)].to(dev)
-        flops = {name: count_flops(model, x) for name, model in (("teacher", teacher), ("student", student))}
-        speed = {}
-        for name, model in (("teacher", teacher), ("student", student)):
-            with torch.no_grad():
-                for _ in range(3):
-                    model(x)
-                synchronize(dev)
-                calls, start = 0, time.perf_counter()
-                while time.perf_counter() - start < seconds:
-                    model(x)
-                    calls += 1
-                synchronize(dev)
-                speed[name] = calls * batch / (time.perf_counter() - start)
-        rows.append(
-            {
-                "device": dev.type,
-                "batch": batch,
-                "teacher_samples_per_s": speed["teacher"],
-                "student_samples_per_s": speed["student"],
-                "speedup": speed["student"] / speed["teacher"],
-                "flop_ratio_bound": flops["teacher"] / flops["student"],
-            }
-        )
+        bound = count_flops(teacher, x) / count_flops(student, x)
+        for round_ in range(rounds):
+            teacher_s, student_s = (_seconds_per_call(m, x, seconds / rounds) for m in (teacher, student))
+            speeds = {"teacher_samples_per_s": batch / teacher_s, "student_samples_per_s": batch / student_s}
+            rows.append({"device": dev.type, "batch": batch, "round": round_, **speeds, "speedup": teacher_s / student_s,
+                         "flop_ratio_bound": bound})  # fmt: skip
     set_sparse_inference(teacher, False)
     return pd.DataFrame(rows)
+
+
+def speed_summary(speed: pd.DataFrame) -> pd.DataFrame:
+    """Per batch: median samples/s and speedup over rounds, the speedup's range, and the FLOP bound."""
+    grouped = speed.groupby(["device", "batch"])
+    summary = grouped[["teacher_samples_per_s", "student_samples_per_s", "speedup", "flop_ratio_bound"]].median()
+    return summary.assign(speedup_min=grouped.speedup.min(), speedup_max=grouped.speedup.max(), rounds=grouped.size()).reset_index()

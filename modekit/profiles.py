@@ -14,6 +14,11 @@ PROFILES = {
         "datasets": {"tabular": ["subtasks", "wine", "breast_cancer", "digits"], "image": ["digits8x8"], "text": ["synthtext"]},
         "epochs": {"tabular": 60, "image": 15, "text": 8},
     },
+    "laptop": {  # real data under $MODEKIT_DATA on 2 CPU cores in under an hour (training sets capped)
+        "datasets": {"tabular": ["satimage", "letter"], "image": ["fashion_mnist"], "text": ["trec"]},
+        "epochs": {"tabular": 60, "image": 15, "text": 20},
+        "max_train": {"tabular": 4000, "image": 4000, "text": 3000},
+    },
     "full": {  # real data under $MODEKIT_DATA, meant for a GPU
         "datasets": {
             "tabular": ["letter", "satimage", "magic", "penbased"],
@@ -28,6 +33,11 @@ PROFILES = {
 PAPER_ALPHA = {"tabular": (0.01, 0.1), "text": (1.0, 1.0), "image": (10.0, 10.0)}
 # Our search grid per domain: the paper's range widened by about half a decade on each side (ours)
 ALPHA_GRID = {"tabular": (0.01, 0.03, 0.1, 0.3), "text": (0.3, 1.0, 3.0), "image": (3.0, 10.0, 30.0)}
+# The paper's alpha as one number per domain, for "MoDE at the paper's alpha" beside the tuned one
+PAPER_ALPHA_POINT = {"tabular": 0.1, "text": 1.0, "image": 10.0}
+# MoE's tuning grid (decoupled weight decay of AdamW), cut to the size of each domain's alpha grid
+# so that MoE and MoDE get the same number of settings chosen on validation (ours)
+MOE_WEIGHT_DECAY = (0.0, 1e-3, 1e-2, 1e-1)
 # The single alpha used where one MoDE model per domain is trained (OneS's MoDE teacher) (ours)
 MODE_ALPHA = {"tabular": 0.1, "image": 3.0, "text": 0.3}
 

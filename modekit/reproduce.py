@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import html
+import json
 import os
 import shutil
 import time
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 from .claims import scorecard
 from .errors import UserError
 from .profiles import PROFILES
+from .provenance import provenance
 from .stats import RULE
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -56,11 +58,19 @@ def prepare_out(out: Path, force: bool) -> Path:
 # Seconds one cell may run before its notebook counts as hung and fails (FAST cells take seconds;
 # full-profile cells train on real data). Also bounds papermill's final wait for the kernel
 # (nteract/papermill#711). Replies a poll missed are picked up by PatientKernelManager.
-CELL_TIMEOUT_S = {"fast": 900, "full": 6 * 3600}
+CELL_TIMEOUT_S = {"fast": 900, "laptop": 3600, "full": 6 * 3600}
 # CPU threads of each notebook's kernel (OMP_NUM_THREADS; None: torch's default, one per core). The
 # fast profile's models are tiny: on an idle 2-core CPU a second thread gains ~5%, and on cores that
 # something else is using, two spinning threads per process made training 8x slower than one.
-KERNEL_THREADS = {"fast": 1, "full": None}
+KERNEL_THREADS = {"fast": 1, "laptop": 1, "full": None}
+# Seconds each notebook took on this project's 2-core CPU (one thread): the progress bar counts in
+# these, so its rate and time left are in seconds of work, not in notebooks of unequal length.
+EXPECTED_SECONDS = {
+    "fast": {"00_quickstart": 9, "01_narrow_vision": 9, "02_alpha_sensitivity": 17, "03_expert_probing": 18,
+             "04_ones_svd_gathering": 23, "05_reproduction": 190},
+    "laptop": {"00_quickstart": 9, "01_narrow_vision": 9, "02_alpha_sensitivity": 300, "03_expert_probing": 18,
+               "04_ones_svd_gathering": 700, "05_reproduction": 1800},
+}  # fmt: skip
 
 
 def check_options(profile: str, notebooks=None, cell_timeout: float | None = None, threads: int | None = None):
@@ -95,14 +105,19 @@ def run_notebooks(
 
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
     rows = []
-    with _kernel_threads(threads):
-        for name in tqdm(notebooks, desc="notebooks", disable=not progress):
+    expected = EXPECTED_SECONDS.get(profile, {})
+    total = sum(expected.get(name, 60) for name in notebooks)
+    bar = tqdm(total=total, desc=f"{profile} reproduction", unit="s", disable=not progress,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of work [{elapsed}<{remaining}]{postfix}")  # fmt: skip
+    with _kernel_threads(threads), bar:
+        for name in notebooks:
+            bar.set_postfix_str(name)
             start, status, error = time.perf_counter(), "ok", ""
             try:
                 papermill.execute_notebook(
                     str(NOTEBOOK_DIR / f"{name}.ipynb"),
                     str(out / f"{name}.ipynb"),
-                    parameters={"FAST": profile == "fast", "OUT_DIR": str((out / name).resolve())},
+                    parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve())},
                     kernel_name="python3",
                     cwd=str(NOTEBOOK_DIR),
                     progress_bar=False,
@@ -114,6 +129,7 @@ def run_notebooks(
             except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
                 status, error = "failed", _one_line(exc)
             rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
+            bar.update(expected.get(name, 60))
     return pd.DataFrame(rows)
 
 
@@ -140,13 +156,15 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[-1] if isinstance(exc, PapermillExecutionError) else lines[0]}"
 
 
-def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Path:
-    """report.md and report.html: run table, scorecard with its rule, every figure and table."""
+def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float, parameters: dict | None = None) -> Path:
+    """report.md and report.html: run table, scorecard with its rule, every figure and table, and
+    provenance.json (what is needed to rerun it)."""
     card = scorecard(out)
     card.to_csv(out / "scorecard.csv", index=False)
     runs.to_csv(out / "runs.csv", index=False)
-    shown = card.assign(ours=[f"{m:.4g} +- {s:.2g} (n={n})" if m == m else "-" for m, s, n in zip(card.ours_mean, card.ours_std, card.n)])
-    shown = shown[["claim", "statement", "paper", "measured", "ours", "verdict", "notebook"]]
+    record = provenance(profile, parameters or {}, runs)
+    (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    shown = scorecard_table(card)
     figures = sorted(out.glob("*/*.png"))
     tables = sorted(out.glob("*/*.csv"))
     markdown = [
@@ -157,6 +175,8 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
         "\n## Scorecard\n",
         f"Verdict rule: {RULE}.\n",
         shown.to_markdown(index=False),
+        "\n## Provenance\n",
+        "```json\n" + json.dumps(record, indent=1) + "\n```",
         "\n## Figures\n",
         *[f"### {p.parent.name}/{p.stem}\n\n![{p.stem}]({p.relative_to(out)})\n" for p in figures],
         "\n## Tables\n",
@@ -173,6 +193,7 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
         "<h2>Scorecard</h2>",
         f"<p>Verdict rule: {html.escape(RULE)}.</p>",
         shown.to_html(index=False),
+        "<h2>Provenance</h2><pre>" + html.escape(json.dumps(record, indent=1)) + "</pre>",
         "<h2>Figures</h2>",
         *[f"<h3>{html.escape(p.parent.name)}/{html.escape(p.stem)}</h3><img src='{p.relative_to(out)}'>" for p in figures],
         "<h2>Tables</h2><ul>",
@@ -181,6 +202,31 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float) -> Pa
     ]
     (out / "report.html").write_text("\n".join(page))
     return out / "report.md"
+
+
+def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard as shown: effect [95% CI], p, n and the smallest detectable effect as text."""
+
+    def number(v, digits=3):
+        return "-" if v != v else f"{v:.{digits}g}"
+
+    return pd.DataFrame(
+        {
+            "claim": card.claim,
+            "scope": card.scope,
+            "paper": card.paper,
+            "ours: effect [95% CI]": [
+                f"{number(e)} [{number(lo)}, {number(hi)}]" for e, lo, hi in zip(card.effect, card.ci_low, card.ci_high)
+            ],
+            "threshold": card.threshold,
+            "p": [number(p, 2) for p in card.p],
+            "n": card.n,
+            "unit": card.unit,
+            "verdict": card.verdict,
+            "detectable": [number(d) for d in card.detectable],
+            "note": card.note,
+        }
+    )
 
 
 def reproduce(
@@ -196,5 +242,7 @@ def reproduce(
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
     runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
-    report = write_report(out, runs, profile, time.perf_counter() - start)
+    notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
+    parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads}
+    report = write_report(out, runs, profile, time.perf_counter() - start, parameters)
     return report, runs

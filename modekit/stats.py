@@ -7,34 +7,122 @@ values a verdict is judged from.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
+# Verdicts (docs/method.md §8). The replicate unit is an independent run (a seed, with its own data
+# split where the dataset has no official one). For n replicate values v_i of the deciding quantity:
+#   effect = mean(v);  95% CI = effect +- t_{0.975, n-1} s / sqrt(n)   (one-sample t interval)
+#   p      = one-sided p-value of the t-test against the threshold, in the claim's direction
+#   reproduced    the CI lies beyond the threshold in the paper's direction
+#   contradicted  the CI lies beyond the threshold in the other direction
+#   equivalent    the CI lies inside threshold +- rope (an effect nobody would act on)
+#   inconclusive  otherwise; `detectable` is the smallest effect this n and spread would detect
+#                 with 80% power: (t_{0.975, n-1} + t_{0.8, n-1}) s / sqrt(n)
+# Over several datasets: the summary effect is the mean over datasets of each dataset's mean, with a
+# stratified t interval (per-dataset standard errors combined, Welch-Satterthwaite degrees of
+# freedom), judged by the same rule.
 RULE = (
-    "reproduced: mean - threshold > one standard error (n >= 2 seeds/cases); not reproduced: mean - threshold < "
-    "-one standard error; inconclusive: otherwise"
+    "effect = mean over independent runs (seeds, each with its own split) with a 95% t interval (several datasets: "
+    "mean of per-dataset means, stratified t interval); reproduced: the interval excludes the threshold in the "
+    "paper's direction; contradicted: it excludes it in the other direction; equivalent: it lies inside the threshold "
+    "+- the region of practical equivalence; inconclusive: otherwise (with the smallest effect the run could detect)"
 )
+LEVEL = 0.95
+CEILING = 0.995  # mean test accuracy at or above which a dataset leaves no room for an effect
+POWER = 0.8
+VERDICTS = ("reproduced", "contradicted", "equivalent", "inconclusive")
 
 
-def verdict(values, threshold: float = 0.0) -> tuple[str, float, float, int]:
-    """(verdict, mean, std, n) of per-replicate values against a threshold, by RULE."""
-    values = np.asarray([v for v in values if v == v], dtype=float)
+@dataclass(frozen=True)
+class Evidence:
+    """What a claim's verdict rests on."""
+
+    verdict: str
+    effect: float  # mean of the replicate values (several datasets: mean of per-dataset means)
+    ci_low: float
+    ci_high: float
+    p: float  # one-sided, in the claim's direction
+    n: int  # replicates (several datasets: all runs)
+    test: str  # how the interval was computed
+    detectable: float  # smallest effect detectable with 80% power (NaN unless inconclusive)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _finite(values) -> np.ndarray:
+    values = np.asarray(list(values), dtype=float)
+    return values[np.isfinite(values)]
+
+
+def decide(ci_low: float, ci_high: float, threshold: float, direction: int = 1, rope: float | None = None) -> str:
+    """The verdict of an interval against a threshold (direction +1: the paper says 'above')."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "inconclusive"
+    above, below = ci_low > threshold, ci_high < threshold
+    if (above and direction > 0) or (below and direction < 0):
+        return "reproduced"
+    if above or below:
+        return "contradicted"
+    if rope is not None and threshold - rope <= ci_low and ci_high <= threshold + rope:
+        return "equivalent"
+    return "inconclusive"
+
+
+def judge(values, threshold: float = 0.0, direction: int = 1, rope: float | None = None) -> Evidence:
+    """Evidence for a claim from independent replicate values (see RULE)."""
+    values = _finite(values)
     n = len(values)
-    if n == 0:
-        return "inconclusive", float("nan"), float("nan"), 0
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if n > 1 else float("nan")
     if n < 2:
-        return "inconclusive", mean, std, n
-    standard_error = std / math.sqrt(n)
-    if mean - threshold > standard_error:
-        return "reproduced", mean, std, n
-    if mean - threshold < -standard_error:
-        return "not reproduced", mean, std, n
-    return "inconclusive", mean, std, n
+        effect = float(values.mean()) if n else float("nan")
+        return Evidence("inconclusive", effect, float("nan"), float("nan"), float("nan"), n, "t interval (n < 2)", float("nan"))
+    se = float(values.std(ddof=1)) / math.sqrt(n)
+    return _t_evidence(float(values.mean()), se, n - 1, n, threshold, direction, rope, "one-sample t interval over runs")
+
+
+def _t_evidence(effect, se, df, n, threshold, direction, rope, test) -> Evidence:
+    critical = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df))
+    # CI = effect +- t_{0.975, df} * se
+    low, high = effect - critical * se, effect + critical * se
+    if se > 0:
+        # one-sided p of t = (effect - threshold) / se in the claim's direction
+        p = float(scipy_stats.t.sf(direction * (effect - threshold) / se, df))
+    else:
+        p = 0.0 if direction * (effect - threshold) > 0 else 1.0
+    verdict = decide(low, high, threshold, direction, rope)
+    # smallest effect detectable with 80% power: (t_{0.975} + t_{0.8}) * se
+    detectable = (critical + float(scipy_stats.t.ppf(POWER, df))) * se if verdict == "inconclusive" else float("nan")
+    return Evidence(verdict, effect, low, high, p, n, test, detectable)
+
+
+def judge_across(groups: dict, threshold: float = 0.0, direction: int = 1, rope: float | None = None) -> Evidence:
+    """Evidence over several datasets (groups: name -> replicate values): the effect is the mean
+    over datasets of each dataset's mean, every dataset weighted equally; its standard error
+    combines the per-dataset standard errors, sqrt(sum_d s_d^2 / n_d) / D, with Welch-Satterthwaite
+    degrees of freedom (a stratified t interval: runs vary within a dataset, datasets are fixed)."""
+    samples = [v for v in (_finite(v) for v in groups.values()) if len(v)]
+    if len(samples) == 1:
+        return judge(samples[0], threshold, direction, rope)
+    n = int(sum(len(v) for v in samples))
+    name = f"stratified t interval over {len(samples)} datasets (Welch-Satterthwaite df)"
+    if not samples or any(len(v) < 2 for v in samples):
+        effect = float(np.mean([v.mean() for v in samples])) if samples else float("nan")
+        return Evidence("inconclusive", effect, float("nan"), float("nan"), float("nan"), n, name + ": a dataset has n < 2", float("nan"))
+    d = len(samples)
+    effect = float(np.mean([v.mean() for v in samples]))
+    # Var(effect) = (1 / D^2) sum_d s_d^2 / n_d
+    parts = np.array([v.var(ddof=1) / len(v) for v in samples]) / d**2
+    se = float(math.sqrt(parts.sum()))
+    # Welch-Satterthwaite: df = (sum_d a_d)^2 / sum_d a_d^2 / (n_d - 1)
+    df = float(parts.sum() ** 2 / sum(a**2 / (len(v) - 1) for a, v in zip(parts, samples))) if se > 0 else float(n - d)
+    return _t_evidence(effect, se, df, n, threshold, direction, rope, name)
 
 
 def paired_difference(
@@ -51,13 +139,21 @@ def sweet_spot(population: pd.DataFrame, among: Sequence[float] | None = None) -
     return float(part.groupby("alpha").val_accuracy.mean().idxmax())
 
 
-def inverted_u_gain(population: pd.DataFrame) -> tuple[pd.Series, float]:
-    """Per seed: test accuracy at the best interior alpha (chosen on mean validation accuracy) minus
-    the better of alpha = 0 and the largest alpha. Returns (gains by seed, the interior alpha)."""
+def inverted_u_gain(population: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per seed s: test accuracy at the best interior alpha minus test accuracy at the better end
+    (alpha = 0 or the largest alpha), both chosen by the same rule on the OTHER seeds' mean
+    validation accuracy (cross-fitted: neither side is selected on seed s's data, so selection
+    alone does not favour the interior). Returns (gain by seed, interior alpha chosen by seed)."""
     alphas = sorted(population.alpha.unique())
-    best = sweet_spot(population, alphas[1:-1])
-    by_seed = population.pivot_table(index="seed", columns="alpha", values="test_accuracy")
-    return by_seed[best] - np.maximum(by_seed[alphas[0]], by_seed[alphas[-1]]), best
+    val = population.pivot_table(index="seed", columns="alpha", values="val_accuracy")
+    test = population.pivot_table(index="seed", columns="alpha", values="test_accuracy")
+    gains, chosen = {}, {}
+    for seed in test.index:
+        others = val.drop(index=seed).mean() if len(val) > 1 else val.loc[seed]
+        interior = float(others[alphas[1:-1]].idxmax())
+        end = float(others[[alphas[0], alphas[-1]]].idxmax())
+        gains[seed], chosen[seed] = test.loc[seed, interior] - test.loc[seed, end], interior
+    return pd.Series(gains, name="gain"), pd.Series(chosen, name="interior_alpha")
 
 
 def collapse_similarity(population: pd.DataFrame) -> pd.Series:
@@ -83,12 +179,24 @@ def best_other_gap(per_seed: pd.DataFrame, method: str, others: Sequence[str]) -
     return per_seed[method] - per_seed[list(others)].max(axis=1)
 
 
-def domain_gains(results: pd.DataFrame, chosen_alpha: pd.Series) -> dict[str, pd.Series]:
-    """Per domain: MoDE (at each dataset's chosen alpha) - MoE test accuracy, paired by seed, one
-    value per dataset x seed (index (dataset, seed))."""
-    keep = (results.model == "MoE") | ((results.model == "MoDE") & (results.alpha == results.dataset.map(chosen_alpha)))
-    part = results[keep]
-    gains = {}
-    for domain, group in part.groupby("domain", sort=False):
-        gains[domain] = paired_difference(group, "test_accuracy", by=["dataset", "seed"])
+def domain_gains(chosen: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:
+    """Per domain, per dataset: MoDE - MoE test accuracy paired by seed, from the chosen runs (one
+    MoE and one MoDE run per dataset and seed, e.g. compare.chosen_runs)."""
+    gains: dict[str, dict[str, pd.Series]] = {}
+    for (domain, dataset), group in chosen.groupby(["domain", "dataset"], sort=False):
+        gains.setdefault(domain, {})[dataset] = paired_difference(group, "test_accuracy")
     return gains
+
+
+def eligible_datasets(summary: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """Datasets whose runs may carry a verdict, and why the others may not: both models at the
+    ceiling (no room for an effect) or a run whose best epoch was its last (undertrained)."""
+    eligible, excluded = [], {}
+    for row in summary.itertuples():
+        if row.at_ceiling:
+            excluded[row.dataset] = f"at the ceiling: both models at or above {CEILING:.1%} test accuracy"
+        elif row.undertrained:
+            excluded[row.dataset] = f"{row.undertrained} run(s) best at their last epoch (undertrained)"
+        else:
+            eligible.append(row.dataset)
+    return eligible, excluded

@@ -145,6 +145,7 @@ class TrainResult:
     def summary(self) -> dict:
         return {
             "alpha": self.train_config.alpha,
+            "weight_decay": self.train_config.weight_decay,
             "seed": self.train_config.seed,
             "experts": self.model_config.n_experts,
             "gate": self.model_config.gate,

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import torch
 
 import modekit as mk
 from modekit.compare import choose_alpha, compare_moe_mode, summarise_comparison, sweet_spots
@@ -20,6 +21,9 @@ def test_alpha_is_chosen_on_validation_never_test():
                 "val_accuracy": 0.8,
                 "test_accuracy": 0.80,
                 "train_seconds": 1,
+                "weight_decay": 0.0,
+                "best_epoch": 5,
+                "epochs_run": 10,
             },
             {
                 "dataset": "d",
@@ -30,6 +34,9 @@ def test_alpha_is_chosen_on_validation_never_test():
                 "val_accuracy": 0.9,
                 "test_accuracy": 0.70,
                 "train_seconds": 1,
+                "weight_decay": 0.0,
+                "best_epoch": 5,
+                "epochs_run": 10,
             },
             {
                 "dataset": "d",
@@ -40,12 +47,16 @@ def test_alpha_is_chosen_on_validation_never_test():
                 "val_accuracy": 0.7,
                 "test_accuracy": 0.99,
                 "train_seconds": 1,
+                "weight_decay": 0.0,
+                "best_epoch": 5,
+                "epochs_run": 10,
             },
         ]
     results = pd.DataFrame(rows)
     assert choose_alpha(results)["d"] == 0.1
     summary = summarise_comparison(results).iloc[0]
-    assert summary.diff_mean == pytest.approx(-0.10) and summary.mode_wins_or_ties == 0
+    assert summary.diff_mean == pytest.approx(-0.10) and (summary.wins, summary.ties, summary.losses) == (0, 0, 2)
+    assert not summary.at_ceiling and summary.undertrained == 0
     assert sweet_spots(results).iloc[0].paper_alpha == "0.01-0.1"
 
 
@@ -56,6 +67,7 @@ def test_compare_runs_models_and_baselines_paired_by_seed():
     )
     counts = results.groupby("model").size().to_dict()
     assert counts == {"MoE": 2, "MoDE": 2, "dense (same compute)": 2, "dense (same params)": 2}
+    assert list(results.split_seed.unique()) == [data.metadata["seed"]]  # a Dataset object keeps its one split
     assert set(results[results.model == "dense (same compute)"].experts) == {1}
     summary = summarise_comparison(results)
     assert summary.iloc[0].seeds == 2 and 0 < summary.iloc[0].dense_params_mean <= 1
@@ -68,3 +80,26 @@ def test_subsample_train_is_stratified_and_keeps_other_splits():
     small = data.subsample_train(300)
     assert len(small.y_train) == 300 and small.sizes["test"] == data.sizes["test"]
     assert small.y_train.bincount().min() >= 25
+
+
+def test_moe_gets_the_same_tuning_budget_and_each_seed_its_own_split():
+    results = compare_moe_mode(["wine"], seeds=[0, 1], alphas=[0.01, 0.1], train_config=mk.TrainConfig(epochs=2, progress=False),
+                               progress=False)  # fmt: skip
+    mode, moe = results[results.model == "MoDE"], results[results.model == "MoE"]
+    assert sorted(mode.alpha.unique()) == [0.01, 0.1] and sorted(moe.weight_decay.unique()) == [0.0, 1e-3]
+    assert len(mode) == len(moe) == 4 and set(results.split_seed) == {0, 1}
+    first, second = mk.load("wine", seed=0), mk.load("wine", seed=1)
+    assert not torch.equal(first.y_test, second.y_test)  # the seeds' splits differ
+    summary = summarise_comparison(results)
+    assert summary.iloc[0].moe_weight_decay in (0.0, 1e-3) and summary.iloc[0].paper_alpha == 0.1
+
+
+def test_ties_are_ties_and_the_ceiling_is_flagged():
+    rows = []
+    for seed in range(3):
+        for model, alpha in (("MoE", 0.0), ("MoDE", 0.1)):
+            rows.append({"dataset": "w", "domain": "tabular", "model": model, "alpha": alpha, "weight_decay": 0.0, "seed": seed,
+                         "val_accuracy": 1.0, "test_accuracy": 1.0, "train_seconds": 1, "best_epoch": 3, "epochs_run": 3})  # fmt: skip
+    summary = summarise_comparison(pd.DataFrame(rows)).iloc[0]
+    assert (summary.wins, summary.ties, summary.losses) == (0, 3, 0)
+    assert summary.at_ceiling and summary.undertrained == 6

@@ -13,7 +13,7 @@ from modekit.gathering import default_k
 from modekit.nn.gates import NoisyTopKGate
 from modekit.nn.moe import MoELayer
 from modekit.objectives import DistillConfig, distillation_loss
-from modekit.stats import benefit_preserved, verdict
+from modekit.stats import benefit_preserved, judge
 
 
 def identity_gate(n_experts, top_k):
@@ -192,31 +192,42 @@ def test_mutual_distillation_two_experts_is_mse():
     torch.testing.assert_close(mutual_distillation_loss(outputs).double(), F.mse_loss(outputs[0], outputs[1]), rtol=1e-5, atol=1e-7)
 
 
-# --- verdict rule (stats.verdict) ---
-# The current rule: reproduced when mean - threshold > se = std / sqrt(n), not reproduced when
-# mean - threshold < -se, else inconclusive. It is due to be replaced by a confidence-interval rule;
-# these tests pin the current one. Values [1.0, 1.2, 1.4, 1.6]: mean 1.3, std 0.258, se 0.129, so a
-# gap |mean - threshold| = 0.2 lies strictly between se and std.
+# --- verdict rule (stats.judge) ---
+# Values [1.0, 1.2, 1.4, 1.6]: mean 1.3, sd 0.258, se 0.129, t_{0.975, 3} = 3.182, so the 95% interval
+# is 1.3 +- 0.411 = [0.889, 1.711].
 
 VALUES = [1.0, 1.2, 1.4, 1.6]
 
 
-def test_verdict_summary_numbers():
-    """Kills a wrong mean / std (ddof) / n in the verdict's summary."""
-    _, mean, std, n = verdict(VALUES, 1.1)
-    assert mean == pytest.approx(1.3) and std == pytest.approx(math.sqrt(0.2 / 3)) and n == 4
+def test_judge_interval_is_the_t_interval():
+    """Kills a wrong mean, sd (ddof), n, critical value or the sd used in place of the se."""
+    evidence = judge(VALUES, 0.0)
+    half = 3.182446305284263 * math.sqrt(0.2 / 3) / 2
+    assert evidence.effect == pytest.approx(1.3) and evidence.n == 4
+    assert (evidence.ci_low, evidence.ci_high) == (pytest.approx(1.3 - half), pytest.approx(1.3 + half))
 
 
-def test_verdict_reproduced_when_gap_exceeds_standard_error_only():
-    """Kills the standard error replaced by the standard deviation (gap 0.2: se < 0.2 < std)."""
-    assert verdict(VALUES, 1.1)[0] == "reproduced"
+def test_judge_threshold_sign_and_direction():
+    """Kills a flipped threshold sign or direction: the interval [0.889, 1.711] against thresholds."""
+    assert judge(VALUES, 0.8).verdict == "reproduced"
+    assert judge(VALUES, 1.8).verdict == "contradicted"
+    assert judge(VALUES, 1.8, direction=-1).verdict == "reproduced"
+    assert judge(VALUES, 1.0).verdict == "inconclusive"  # inside the interval
+    assert judge([-v for v in VALUES], -0.8).verdict == "contradicted"
 
 
-def test_verdict_not_reproduced_above_a_positive_threshold():
-    """Kills a flipped threshold sign (mean + threshold) and se replaced by std (gap -0.2)."""
-    assert verdict(VALUES, 1.5)[0] == "not reproduced"
+def test_judge_one_sided_p_in_the_claims_direction():
+    """Kills a two-sided p or the wrong tail: t = 1.3 / 0.129 = 10.07 with 3 degrees of freedom."""
+    p = judge(VALUES, 0.0).p
+    assert p == pytest.approx(0.001040, rel=1e-2)
+    assert judge(VALUES, 0.0, direction=-1).p == pytest.approx(1 - p)
 
 
-def test_verdict_reproduced_above_a_negative_threshold():
-    """Kills a flipped threshold sign (mean + threshold) for a negative threshold (gap 0.2)."""
-    assert verdict([-v for v in VALUES], -1.5)[0] == "reproduced"
+def test_judge_equivalence_and_detectable_effect():
+    """Kills a rope ignored or the detectable effect not reported for inconclusive results."""
+    tight = [0.001, -0.001, 0.0005, -0.0005, 0.0]
+    assert judge(tight, 0.0, rope=0.005).verdict == "equivalent"
+    assert judge(tight, 0.0, rope=None).verdict == "inconclusive"
+    wide = [0.05, -0.04, 0.0, 0.01, -0.02]
+    evidence = judge(wide, 0.0, rope=0.005)
+    assert evidence.verdict == "inconclusive" and evidence.detectable > evidence.ci_high - evidence.effect

@@ -5,10 +5,18 @@ import torch
 
 import modekit as mk
 from modekit.functional import truncated_svd as truncated
-from modekit.gathering import expert_spectra, gather_experts, gather_matrices, make_student
+from modekit.gathering import expert_spectra, gather_experts, gather_matrices, gather_neurons, make_student, second_k
 from modekit.nn import DenseFeedForward, model_config_for, moe_layers
 from modekit.objectives import DistillationObjective, DistillConfig, teacher_kl
-from modekit.ones_experiment import count_flops, inference_speed, k_sweep, run_ones, set_sparse_inference, summarise_ones
+from modekit.ones_experiment import (
+    count_flops,
+    inference_speed,
+    k_sweep,
+    run_ones,
+    set_sparse_inference,
+    speed_summary,
+    summarise_ones,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +51,56 @@ def test_topk_keeps_exactly_k_entries_per_expert(weights):
     assert int((gather_matrices(weights, "topk", k=3) != 0).sum()) <= 4 * 3
 
 
-def test_neurons_keeps_k_output_units_per_expert(weights):
-    gathered = gather_matrices(weights[:1], "neurons", k=2)
-    assert int((gathered.abs().sum(0) > 0).sum()) == 2
+def test_neurons_keeps_each_hidden_unit_whole():
+    """A unit's W1 column, b1 entry and W2 row come from the same expert and unit (the pairing)."""
+    generator = torch.Generator().manual_seed(0)
+    w1, b1 = torch.randn(2, 3, 4, generator=generator), torch.randn(2, 4, generator=generator)
+    w2, b2 = torch.randn(2, 4, 5, generator=generator), torch.randn(2, 5, generator=generator)
+    W1, B1, W2, B2 = gather_neurons(w1, b1, w2, b2, k=2)
+    for slot in range(4):
+        matches = [(i, j) for i in range(2) for j in range(4) if torch.equal(W1[:, slot], w1[i][:, j])]
+        assert len(matches) == 1
+        i, j = matches[0]
+        assert B1[slot] == b1[i, j] and torch.equal(W2[slot], w2[i, j])
+        assert slot // 2 == i  # expert i's units fill slots [2i, 2i + 2)
+    torch.testing.assert_close(B2, b2.sum(0))
+    with pytest.raises(ValueError, match=r"k=3 is not allowed: .*\[1, 2\]"):
+        gather_neurons(w1, b1, w2, b2, k=3)
+
+
+def test_neurons_of_experts_with_idle_units_sum_the_experts_exactly():
+    """Experts whose other units are zero: the gathered block computes sum_i e_i(x) exactly."""
+    generator = torch.Generator().manual_seed(1)
+    w1, b1 = torch.randn(2, 3, 4, generator=generator), torch.randn(2, 4, generator=generator)
+    w2, b2 = torch.randn(2, 4, 5, generator=generator), torch.randn(2, 5, generator=generator)
+    w1[0, :, 2:], w2[0, 2:], w1[1, :, :2], w2[1, :2] = 0, 0, 0, 0
+    W1, B1, W2, B2 = gather_neurons(w1, b1, w2, b2)
+    x = torch.randn(7, 3, generator=generator)
+    experts = sum(torch.relu(x @ w1[i] + b1[i]) @ w2[i] + b2[i] for i in range(2))
+    torch.testing.assert_close(torch.relu(x @ W1 + B1) @ W2 + B2, experts, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method, merge, reduce", [("sum", "sum", "sum"), ("avg", "sum", "mean"), ("topk", "sum", "sum"),
+                                                   ("svd", "sum", "sum"), ("svd", "mean", "mean")])  # fmt: skip
+def test_biases_are_merged_as_their_weights(method, merge, reduce):
+    data = mk.load("subtasks", n_samples=200)
+    teacher = mk.build_model(model_config_for(data, mk.ModelConfig(n_experts=3, gate="topk", top_k=2)), seed=0)
+    (block,) = gather_experts(teacher, method, merge=merge)
+    experts = teacher.moe.experts
+    torch.testing.assert_close(block.b1, getattr(experts.b1.detach(), reduce)(0))
+    torch.testing.assert_close(block.b2, getattr(experts.b2.detach(), reduce)(0))
+
+
+def test_full_rank_svd_on_both_matrices_is_the_sum_for_each():
+    """K at its maximum for W1 means the maximum for W2 too (not W1's absolute rank)."""
+    data = mk.load("subtasks", n_samples=200)
+    teacher = mk.build_model(model_config_for(data, mk.ModelConfig(n_experts=4, expert_hidden=64, expert_out=64)), seed=0)
+    experts = teacher.moe.experts
+    assert second_k(8, experts.w1, experts.w2, "svd") == 64 and second_k(4, experts.w1, experts.w2, "svd") == 32
+    (svd,) = gather_experts(teacher, "svd", k=8)
+    (total,) = gather_experts(teacher, "sum")
+    torch.testing.assert_close(svd.w1, total.w1, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(svd.w2, total.w2, rtol=1e-4, atol=1e-4)
 
 
 def test_sum_and_avg(weights):
@@ -59,7 +114,7 @@ def test_single_expert_gathers_to_itself_and_student_matches_teacher(method):
     config = model_config_for(data, mk.ModelConfig(n_experts=1, gate="topk", top_k=1))
     teacher = mk.build_model(config, seed=0).eval()
     k = {"topk": 8 * 64, "neurons": 64, "svd": 8}.get(method)  # E = 1: keeping everything is the default
-    assert k is None or gather_matrices(teacher.moe.experts.w1, method).shape == (8, 64)
+    assert k is None or method == "neurons" or gather_matrices(teacher.moe.experts.w1, method).shape == (8, 64)
     (block,) = gather_experts(teacher, method)
     torch.testing.assert_close(block.w1, teacher.moe.experts.w1[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(block.w2, teacher.moe.experts.w2[0], rtol=1e-5, atol=1e-5)
@@ -103,8 +158,12 @@ def test_sparse_inference_equals_dense_compute_and_counts_fewer_flops():
         set_sparse_inference(teacher)
         torch.testing.assert_close(teacher(data.X_test).logits, dense, rtol=1e-5, atol=1e-6)
         assert count_flops(teacher, data.X_test) < 0.5 * dense_flops
-    speed = inference_speed(teacher, make_student(teacher, "avg"), data.X_test, batch_sizes=(1, 32), seconds=0.05)
-    assert list(speed.batch) == [1, 32] and (speed.flop_ratio_bound > 1).all() and (speed.speedup > 0).all()
+    speed = inference_speed(teacher, make_student(teacher, "avg"), data.X_test, batch_sizes=(1, 32), seconds=0.05, rounds=2)
+    assert list(speed.batch) == [1, 1, 32, 32] and list(speed["round"]) == [0, 1, 0, 1]
+    assert (speed.flop_ratio_bound > 1).all() and (speed.speedup > 0).all()
+    summary = speed_summary(speed)
+    assert list(summary.batch) == [1, 32] and (summary.rounds == 2).all()
+    assert (summary.speedup_min <= summary.speedup).all() and (summary.speedup <= summary.speedup_max).all()
 
 
 @pytest.mark.parametrize(

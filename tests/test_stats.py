@@ -27,11 +27,19 @@ def test_sweet_spot_is_chosen_on_validation_not_test():
     assert stats.sweet_spot(POPULATION, among=[1.0, 10.0]) == 1.0
 
 
-def test_inverted_u_gain_per_seed():
-    gains, best = stats.inverted_u_gain(POPULATION)
-    assert best == 0.1
-    # seed 0: 0.80 - max(0.70, 0.75); seed 1: 0.78 - max(0.72, 0.60)
-    np.testing.assert_allclose(gains.loc[[0, 1]].to_numpy(), [0.05, 0.06])
+def test_inverted_u_gain_is_cross_fitted_per_seed():
+    gains, chosen = stats.inverted_u_gain(POPULATION)
+    # seed 0 is judged with alphas chosen on seed 1's validation (interior 0.1, end 0), and vice versa
+    assert chosen.to_dict() == {0: 0.1, 1: 0.1}
+    np.testing.assert_allclose(gains.loc[[0, 1]].to_numpy(), [0.80 - 0.70, 0.78 - 0.72])
+
+
+def test_inverted_u_gain_does_not_select_on_the_judged_seed():
+    """Seed 1's own validation would pick alpha 1.0; it is judged with seed 0's choice."""
+    population = POPULATION.copy()
+    population.loc[(population.alpha == 1.0) & (population.seed == 1), "val_accuracy"] = 0.99
+    _, chosen = stats.inverted_u_gain(population)
+    assert chosen[1] == 0.1 and chosen[0] == 1.0
 
 
 def test_collapse_similarity_is_taken_at_the_largest_alpha():
@@ -68,18 +76,24 @@ def test_best_other_gap_takes_the_best_of_the_others():
     np.testing.assert_allclose(stats.best_other_gap(per_seed, "svd", ["sum", "avg"]).to_numpy(), [0.05, -0.05])
 
 
-def test_domain_gains_use_each_datasets_chosen_alpha():
-    results = pd.DataFrame(
+def test_domain_gains_pair_the_chosen_runs_per_dataset():
+    chosen = pd.DataFrame(
         [
-            ("a", "tabular", "MoE", 0.0, 0, 0.70), ("a", "tabular", "MoDE", 0.1, 0, 0.75), ("a", "tabular", "MoDE", 1.0, 0, 0.60),
-            ("a", "tabular", "MoE", 0.0, 1, 0.72), ("a", "tabular", "MoDE", 0.1, 1, 0.71), ("a", "tabular", "MoDE", 1.0, 1, 0.90),
-            ("b", "tabular", "MoE", 0.0, 0, 0.50), ("b", "tabular", "MoDE", 1.0, 0, 0.55),
-            ("b", "tabular", "dense (same compute)", 0.0, 0, 0.9),
-            ("t", "text", "MoE", 0.0, 0, 0.80), ("t", "text", "MoDE", 3.0, 0, 0.70),
+            ("a", "tabular", "MoE", 0, 0.70), ("a", "tabular", "MoDE", 0, 0.75),
+            ("a", "tabular", "MoE", 1, 0.72), ("a", "tabular", "MoDE", 1, 0.71),
+            ("b", "tabular", "MoE", 0, 0.50), ("b", "tabular", "MoDE", 0, 0.55),
+            ("t", "text", "MoE", 0, 0.80), ("t", "text", "MoDE", 0, 0.70),
         ],
-        columns=["dataset", "domain", "model", "alpha", "seed", "test_accuracy"],
+        columns=["dataset", "domain", "model", "seed", "test_accuracy"],
     )  # fmt: skip
-    gains = stats.domain_gains(results, pd.Series({"a": 0.1, "b": 1.0, "t": 3.0}))
-    assert set(gains) == {"tabular", "text"}
-    assert gains["tabular"].round(4).to_dict() == {("a", 0): 0.05, ("a", 1): -0.01, ("b", 0): 0.05}
-    assert gains["text"].round(4).to_dict() == {("t", 0): -0.1}
+    gains = stats.domain_gains(chosen)
+    assert {d: list(g) for d, g in gains.items()} == {"tabular": ["a", "b"], "text": ["t"]}
+    assert gains["tabular"]["a"].round(4).to_dict() == {0: 0.05, 1: -0.01}
+    assert gains["text"]["t"].round(4).to_dict() == {0: -0.1}
+
+
+def test_ceiling_and_undertrained_datasets_are_kept_out_of_verdicts():
+    summary = pd.DataFrame({"dataset": ["wine", "digits8x8", "letter"], "at_ceiling": [True, False, False], "undertrained": [0, 3, 0]})
+    eligible, excluded = stats.eligible_datasets(summary)
+    assert eligible == ["letter"]
+    assert "ceiling" in excluded["wine"] and "undertrained" in excluded["digits8x8"]
