@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import platform
-import time
 
 import torch
 from torch.func import stack_module_state
@@ -33,15 +32,21 @@ def device_name(device: torch.device) -> str:
 
 
 def _timed(step, device, warmup: int, repeats: int) -> float:
-    """Seconds per call of `step`, after warm-up, with device sync around the timed block."""
+    """Median seconds per call of `step` over `repeats` timed calls after warm-up
+    (torch.utils.benchmark: one call per measurement, CUDA synchronised)."""
+    import torch.utils.benchmark as benchmark  # imported here: importing it warns on a machine without CUDA
+
     for _ in range(warmup):
         step()
     synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    synchronize(device)
-    return (time.perf_counter() - start) / repeats
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    return timer.timeit(1).median if repeats <= 1 else _median_of(timer, repeats)
+
+
+def _median_of(timer, repeats: int) -> float:
+    import statistics
+
+    return statistics.median(timer.timeit(1).median for _ in range(repeats))
 
 
 def _single_model_step(model, device, batch):

@@ -168,7 +168,8 @@ def cmd_ones(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce, scorecard_table
+    from .report import scorecard_table
+    from .reproduce import reproduce
 
     notebooks = [n for n in args.only.split(",") if n] if args.only else None
     report, runs = reproduce(

@@ -70,7 +70,7 @@ ONES_RECIPE = DistillConfig(0.5, 2.0)  # (ours)
 SWITCH_RECIPE = DistillConfig(0.25, 1.0)  # Fedus et al.: 0.25 soft / 0.75 hard targets, T = 1
 
 
-def distillation_loss(student_logits, teacher_logits, targets, recipe: DistillConfig) -> StepLoss:
+def student_loss(student_logits, teacher_logits, targets, recipe: DistillConfig) -> StepLoss:
     """(1 - w) CE(y, s) + w T^2 KL(t || s), the KD loss of a student against a teacher."""
     hard = task_loss(student_logits, targets)
     soft = soft_target_loss(student_logits, teacher_logits, recipe.temperature)
@@ -91,7 +91,7 @@ class DistillationObjective:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
         with torch.no_grad():
             teacher_logits = self.teacher(x).logits
-        return distillation_loss(model(x).logits, teacher_logits, y, self.recipe)
+        return student_loss(model(x).logits, teacher_logits, y, self.recipe)
 
 
 @torch.no_grad()

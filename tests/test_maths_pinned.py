@@ -12,7 +12,7 @@ from modekit.functional import mutual_distillation_loss, soft_target_loss
 from modekit.gathering import default_k
 from modekit.nn.gates import NoisyTopKGate
 from modekit.nn.moe import MoELayer
-from modekit.objectives import DistillConfig, distillation_loss
+from modekit.objectives import DistillConfig, student_loss
 from modekit.stats import benefit_preserved, judge
 
 
@@ -138,7 +138,7 @@ def test_soft_target_loss_is_scaled_by_t_squared():
 
 def test_distillation_loss_weights_the_soft_term():
     """Kills the KD weight applied to the wrong term ((1 - a) KL + a CE instead of (1 - a) CE + a KL)."""
-    total, hard, soft, _ = distillation_loss(STUDENT, TEACHER, TARGETS, DistillConfig(weight=0.25, temperature=1.0))
+    total, hard, soft, _ = student_loss(STUDENT, TEACHER, TARGETS, DistillConfig(weight=0.25, temperature=1.0))
     ce = -torch.log_softmax(STUDENT, -1)[torch.arange(4), TARGETS].mean()
     kl = hand_kl(STUDENT, TEACHER, 1.0)
     assert abs(ce.item() - kl.item()) > 0.1  # so that swapping the weights shows

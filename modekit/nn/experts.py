@@ -52,7 +52,8 @@ class ExpertStack(nn.Module):
             if index.numel():
                 hidden = torch.relu(torch.addmm(self.b1[i], x[index], self.w1[i]))
                 out = torch.addmm(self.b2[i], hidden, self.w2[i])
-                mixed.index_add_(0, index, out * weights[index, i, None].to(out.dtype))
+                # bf16 under CUDA autocast: accumulate in the float32 buffer
+                mixed.index_add_(0, index, (out * weights[index, i, None].to(out.dtype)).to(mixed.dtype))
         return mixed
 
 

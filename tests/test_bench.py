@@ -1,0 +1,15 @@
+"""The train-step bench: every configuration measured, figures positive, ratios consistent."""
+
+import math
+
+from modekit.bench import format_bench, run_bench
+
+
+def test_bench_measures_every_configuration():
+    report = run_bench("cpu", populations=(2,), batch=64, repeats=2)
+    speeds = report["samples_per_second"]
+    assert set(speeds) == {"reference_loop", "stacked", "population_k2_vectorised", "population_k2_one_by_one"}
+    assert all(math.isfinite(v) and v > 0 for v in speeds.values())
+    ratio = report["ratios"]["stacked_over_reference"]
+    assert abs(ratio - speeds["stacked"] / speeds["reference_loop"]) < 0.01
+    assert "stacked_over_reference" in format_bench(report) and report["batch"] == 64
