@@ -215,6 +215,8 @@ def cmd_compare(args) -> int:
                 progress=sys.stderr.isatty(),
                 baselines=not args.no_baselines,
                 max_train=args.max_train or profile.get("max_train", {}).get(domain),
+                max_val=profile.get("max_val", {}).get(domain),
+                load_options=profile.get("load_options"),
             )
         )
     import pandas as pd

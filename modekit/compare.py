@@ -68,6 +68,7 @@ def compare_moe_mode(
     baselines: bool = False,
     max_train: int | None = None,
     load_options: dict[str, dict] | None = None,
+    max_val: int | None = None,
 ) -> pd.DataFrame:
     """Tidy results: one row per dataset x model x setting x seed (model: MoE, MoDE, dense
     baselines; setting: alpha for MoDE, weight_decay for MoE). A dataset given by name is loaded
@@ -84,6 +85,8 @@ def compare_moe_mode(
             data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **(load_options or {}).get(entry, {}))
             if max_train:
                 data = data.subsample_train(max_train, seed=seed)
+            if max_val:
+                data = data.subsample("val", max_val, seed=seed)
             grid, decays = _grids(data.domain, alphas)
             split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
             for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines):

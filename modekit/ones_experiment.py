@@ -27,7 +27,9 @@ from .stats import Evidence, benefit_preserved, judge
 from .train import evaluate, train
 
 TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
-KD_EPOCHS = 10  # distillation epochs per student (ours)
+# distillation epochs per student: the dense model's budget, so that a student is never compared with
+# a dense model that trained longer than it did (ours)
+KD_EPOCHS = TEACHER_EPOCHS
 TEACHER = {
     "tabular": ModelConfig(gate="topk", top_k=2),
     "image": ModelConfig(backbone="vit", gate="topk", top_k=2),
@@ -66,7 +68,7 @@ def run_ones(
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
     base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
-    kd = kd_config or base.replace(epochs=KD_EPOCHS)
+    kd = kd_config or base  # the same epochs as the dense model from scratch
     rows = []
     for seed in tqdm(list(seeds), desc="OneS seeds", disable=not progress, leave=False):
         data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data

@@ -80,6 +80,10 @@ def test_subsample_train_is_stratified_and_keeps_other_splits():
     small = data.subsample_train(300)
     assert len(small.y_train) == 300 and small.sizes["test"] == data.sizes["test"]
     assert small.y_train.bincount().min() >= 25
+    fewer = data.subsample("val", 100, seed=1)
+    assert len(fewer.y_val) == 100 and torch.equal(fewer.y_train, data.y_train) and torch.equal(fewer.y_test, data.y_test)
+    with pytest.raises(ValueError, match="split='dev' is not allowed"):
+        data.subsample("dev", 10)
 
 
 def test_moe_gets_the_same_tuning_budget_and_each_seed_its_own_split():

@@ -56,18 +56,25 @@ class Dataset:
 
     def subsample_train(self, n: int, seed: int = 0) -> Dataset:
         """A copy whose training split keeps n samples (stratified, seeded); validation and test unchanged."""
-        if n >= len(self.y_train):
+        return self.subsample("train", n, seed)
+
+    def subsample(self, split: str, n: int, seed: int = 0) -> Dataset:
+        """A copy whose `split` ("train", "val" or "test") keeps n samples (stratified, seeded); the
+        other splits unchanged. Capping "val" makes each epoch's evaluation cheaper."""
+        if split not in ("train", "val", "test"):
+            raise UserError(f"split={split!r} is not allowed: split must be 'train', 'val' or 'test'")
+        X, y_split = self.split(split)
+        if n >= len(y_split):
             return self
-        y = self.y_train.cpu().numpy()
+        y = y_split.cpu().numpy()
         keep, _ = train_test_split(np.arange(len(y)), train_size=n, random_state=seed, stratify=y)
         keep = torch.as_tensor(np.sort(keep))
-        subtask = None if self.subtask is None else {**self.subtask, "train": self.subtask["train"][keep]}
+        subtask = None if self.subtask is None else {**self.subtask, split: self.subtask[split][keep]}
         return dataclasses.replace(
             self,
-            X_train=self.X_train[keep],
-            y_train=self.y_train[keep],
+            **{f"X_{split}": X[keep], f"y_{split}": y_split[keep]},
             subtask=subtask,
-            metadata={**self.metadata, "train_subsample": n},
+            metadata={**self.metadata, f"{split}_subsample": n},
         )
 
     def lengths(self, split: str) -> torch.Tensor:
