@@ -115,7 +115,7 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
             own.axhline(value, ls=style, color="dimgrey", lw=1, label=f"paper {label}: {value}")
             for (label, value), style in zip(reference.items(), itertools.cycle(["--", ":", "-.", (0, (5, 1, 1, 1))]))
         ]
-        own.legend(handles=lines, loc="lower left", fontsize=7, framealpha=0.9)
+        own.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=3, frameon=False)  # below the axes
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
@@ -162,7 +162,8 @@ def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, d
         if value is not None:
             ax.axhline(value, color="k", ls=style, lw=1, label=label)
     ax.set(xlabel="student", ylabel="test accuracy (mean over seeds)", ylim=(max(0, frame["mean"].min() - 0.05), 1.0))
-    ax.legend(loc="lower right")
+    ax.tick_params(axis="x", rotation=15)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside the axes: covers no bar
     ax.set_title(title)
     fig.tight_layout()
     return fig

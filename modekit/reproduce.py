@@ -161,11 +161,11 @@ def reproduce(
     cell_timeout: float | None = None,
     threads: int | None = None,
 ) -> tuple[Path, pd.DataFrame]:
-    check_options(profile, notebooks, cell_timeout, threads)  # before prepare_out may replace a report
+    # validated once, before prepare_out may replace a report
+    notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
     runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
-    notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
     parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads}
     report = write_report(out, runs, profile, time.perf_counter() - start, parameters)
     return report, runs

@@ -8,50 +8,17 @@ import modekit as mk
 from modekit.compare import choose_alpha, compare_moe_mode, summarise_comparison, sweet_spots
 
 
+def run_row(model, alpha, seed, val, test, epochs=(5, 10), dataset="d", weight_decay=0.0):
+    """One row of compare_moe_mode's results table (only the columns the summaries read)."""
+    best_epoch, epochs_run = epochs
+    return {"dataset": dataset, "domain": "tabular", "model": model, "alpha": alpha, "weight_decay": weight_decay, "seed": seed,
+            "val_accuracy": val, "test_accuracy": test, "train_seconds": 1, "best_epoch": best_epoch, "epochs_run": epochs_run}  # fmt: skip
+
+
 def test_alpha_is_chosen_on_validation_never_test():
     rows = []
     for seed in (0, 1):
-        rows += [
-            {
-                "dataset": "d",
-                "domain": "tabular",
-                "model": "MoE",
-                "alpha": 0.0,
-                "seed": seed,
-                "val_accuracy": 0.8,
-                "test_accuracy": 0.80,
-                "train_seconds": 1,
-                "weight_decay": 0.0,
-                "best_epoch": 5,
-                "epochs_run": 10,
-            },
-            {
-                "dataset": "d",
-                "domain": "tabular",
-                "model": "MoDE",
-                "alpha": 0.1,
-                "seed": seed,
-                "val_accuracy": 0.9,
-                "test_accuracy": 0.70,
-                "train_seconds": 1,
-                "weight_decay": 0.0,
-                "best_epoch": 5,
-                "epochs_run": 10,
-            },
-            {
-                "dataset": "d",
-                "domain": "tabular",
-                "model": "MoDE",
-                "alpha": 1.0,
-                "seed": seed,
-                "val_accuracy": 0.7,
-                "test_accuracy": 0.99,
-                "train_seconds": 1,
-                "weight_decay": 0.0,
-                "best_epoch": 5,
-                "epochs_run": 10,
-            },
-        ]
+        rows += [run_row("MoE", 0.0, seed, 0.8, 0.80), run_row("MoDE", 0.1, seed, 0.9, 0.70), run_row("MoDE", 1.0, seed, 0.7, 0.99)]
     results = pd.DataFrame(rows)
     assert choose_alpha(results)["d"] == 0.1
     summary = summarise_comparison(results).iloc[0]
@@ -84,6 +51,8 @@ def test_subsample_train_is_stratified_and_keeps_other_splits():
     assert len(fewer.y_val) == 100 and torch.equal(fewer.y_train, data.y_train) and torch.equal(fewer.y_test, data.y_test)
     with pytest.raises(ValueError, match="split='dev' is not allowed"):
         data.subsample("dev", 10)
+    with pytest.raises(mk.UserError, match="n=0 is not allowed"):
+        data.subsample("val", 0)
 
 
 def test_moe_gets_the_same_tuning_budget_and_each_seed_its_own_split():
@@ -99,11 +68,11 @@ def test_moe_gets_the_same_tuning_budget_and_each_seed_its_own_split():
 
 
 def test_ties_are_ties_and_the_ceiling_is_flagged():
-    rows = []
-    for seed in range(3):
-        for model, alpha in (("MoE", 0.0), ("MoDE", 0.1)):
-            rows.append({"dataset": "w", "domain": "tabular", "model": model, "alpha": alpha, "weight_decay": 0.0, "seed": seed,
-                         "val_accuracy": 1.0, "test_accuracy": 1.0, "train_seconds": 1, "best_epoch": 3, "epochs_run": 3})  # fmt: skip
+    rows = [
+        run_row(model, alpha, seed, 1.0, 1.0, epochs=(3, 3), dataset="w")
+        for seed in range(3)
+        for model, alpha in (("MoE", 0.0), ("MoDE", 0.1))
+    ]
     summary = summarise_comparison(pd.DataFrame(rows)).iloc[0]
     assert (summary.wins, summary.ties, summary.losses) == (0, 3, 0)
     assert summary.at_ceiling and summary.undertrained == 6

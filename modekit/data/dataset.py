@@ -63,6 +63,8 @@ class Dataset:
         other splits unchanged. Capping "val" makes each epoch's evaluation cheaper."""
         if split not in ("train", "val", "test"):
             raise UserError(f"split={split!r} is not allowed: split must be 'train', 'val' or 'test'")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise UserError(f"n={n!r} is not allowed: n must be an integer >= 1 (samples to keep in the {split} split)")
         X, y_split = self.split(split)
         if n >= len(y_split):
             return self
