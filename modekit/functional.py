@@ -47,6 +47,23 @@ def mutual_distillation_loss(
     return (pair_mean * has_pair).sum() / has_pair.sum().clamp_min(1.0)
 
 
+def sum_normalised_alpha(alpha: float, n_experts: int, out_dim: int) -> float:
+    """Our alpha expressed for a sum-normalised L_KD (docs/method.md §2, "Mapping").
+
+    L^sum_KD = sum_{i<j} ||e_i - e_j||^2 = p E (E - 1) / 2 * L_KD (ours, all experts distilled), so the
+    same objective needs alpha_sum = 2 alpha_ours / (p E (E - 1)).
+    """
+    if n_experts < 2 or out_dim < 1:
+        raise ValueError(f"n_experts={n_experts!r}, out_dim={out_dim!r}: the mapping needs n_experts >= 2 and out_dim >= 1")
+    # alpha_sum = 2 alpha / (p E (E - 1))
+    return 2.0 * alpha / (out_dim * n_experts * (n_experts - 1))
+
+
+def ours_from_sum_normalised_alpha(alpha_sum: float, n_experts: int, out_dim: int) -> float:
+    """The inverse of `sum_normalised_alpha`: alpha_ours = p E (E - 1) / 2 * alpha_sum."""
+    return alpha_sum / sum_normalised_alpha(1.0, n_experts, out_dim)
+
+
 def task_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy, computed in float32 whatever the autocast dtype."""
     return F.cross_entropy(logits.float(), targets)

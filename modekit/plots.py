@@ -16,6 +16,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .stats import t_interval
+
+# Error bars on every bar and point a verdict rests on: the verdicts' own 95% t interval over seeds
+# (seaborn calls it with each group's values and draws the (low, high) it returns)
+INTERVAL = t_interval
+INTERVAL_TEXT = "mean, 95% t interval over seeds"
+
 
 def styled(figure_function):
     """Draw inside the kit's seaborn style and context, restoring the user's rcParams after."""
@@ -36,6 +43,18 @@ def save(fig, out_dir, name: str):
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110, bbox_inches="tight")
     return fig
+
+
+def mark_cut_axis(ax, low: float | None = None) -> None:
+    """Mark a y axis that does not start at 0: two slanted strokes on its foot and the start in its label."""
+    low = ax.get_ylim()[0] if low is None else low
+    if low <= 0:
+        return
+    ax.set_ylim(bottom=low)
+    stroke = dict(transform=ax.transAxes, color="k", clip_on=False, lw=1)
+    for dy in (-0.012, 0.012):
+        ax.plot((-0.015, 0.015), (0.02 + dy - 0.01, 0.02 + dy + 0.01), **stroke)
+    ax.set_ylabel(f"{ax.get_ylabel()}\n(axis cut: starts at {low:g})")
 
 
 @styled

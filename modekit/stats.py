@@ -62,6 +62,17 @@ def _finite(values) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def t_interval(values, level: float = LEVEL) -> tuple[float, float]:
+    """The one-sample t interval of the mean, mean +- t_{(1+level)/2, n-1} s / sqrt(n), as (low, high).
+
+    The interval every verdict uses (see RULE); plots draw it as error bars. NaN for n < 2."""
+    values = _finite(values)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(values) - 1)) * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
 def decide(ci_low: float, ci_high: float, threshold: float, direction: int = 1, rope: float | None = None) -> str:
     """The verdict of an interval against a threshold (direction +1: the paper says 'above')."""
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):

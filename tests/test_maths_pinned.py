@@ -231,3 +231,22 @@ def test_judge_equivalence_and_detectable_effect():
     wide = [0.05, -0.04, 0.0, 0.01, -0.02]
     evidence = judge(wide, 0.0, rope=0.005)
     assert evidence.verdict == "inconclusive" and evidence.detectable > evidence.ci_high - evidence.effect
+
+
+def test_sum_normalised_alpha_gives_the_same_objective():
+    from modekit.functional import mutual_distillation_loss, ours_from_sum_normalised_alpha, sum_normalised_alpha
+
+    torch.manual_seed(0)
+    outputs = torch.randn(3, 10, 5, dtype=torch.float64)  # E = 3 experts, n = 10, p = 5
+    # L^sum_KD per sample: sum over unordered pairs of the squared L2 distance, mean over samples
+    pairs = [(i, j) for i in range(3) for j in range(i + 1, 3)]
+    loss_sum = sum((outputs[i] - outputs[j]).pow(2).sum(-1) for i, j in pairs).mean()
+    alpha = 0.3
+    alpha_sum = sum_normalised_alpha(alpha, n_experts=3, out_dim=5)
+    assert alpha_sum == pytest.approx(2 * 0.3 / (5 * 3 * 2))
+    assert float(alpha * mutual_distillation_loss(outputs)) == pytest.approx(
+        float(alpha_sum * loss_sum), rel=1e-6
+    )  # the loss computes in float32
+    assert ours_from_sum_normalised_alpha(alpha_sum, 3, 5) == pytest.approx(alpha)
+    with pytest.raises(ValueError, match="n_experts"):
+        sum_normalised_alpha(1.0, n_experts=1, out_dim=5)

@@ -97,3 +97,12 @@ def test_ceiling_and_undertrained_datasets_are_kept_out_of_verdicts():
     eligible, excluded = stats.eligible_datasets(summary)
     assert eligible == ["letter"]
     assert "ceiling" in excluded["wine"] and "undertrained" in excluded["digits8x8"]
+
+
+def test_t_interval_is_the_interval_of_the_verdicts():
+    values = [0.01, 0.03, -0.02, 0.04, 0.02]
+    low, high = stats.t_interval(values)
+    evidence = stats.judge(values)
+    assert (low, high) == pytest.approx((evidence.ci_low, evidence.ci_high))
+    assert low < np.mean(values) < high
+    assert all(np.isnan(stats.t_interval([0.1])))
