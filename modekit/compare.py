@@ -175,3 +175,22 @@ def sweet_spots(results: pd.DataFrame) -> pd.DataFrame:
     chosen["domain"] = chosen["dataset"].map(domains)
     chosen["paper_alpha"] = chosen["domain"].map(paper_alpha_text)
     return chosen[["domain", "dataset", "chosen_alpha", "paper_alpha"]]
+
+
+def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed gains behind the comparison, one row per dataset, seed and comparison:
+    "tuned": MoDE at its chosen alpha - MoE at its chosen weight decay (the verdicts' values);
+    "paper's alpha": MoDE at the paper's alpha for the domain - the same tuned MoE (where trained)."""
+    chosen = chosen_runs(results)
+    rows = []
+    for dataset, part in chosen.groupby("dataset", sort=False):
+        domain = part.domain.iloc[0]
+        moe = part[part.model == "MoE"]
+        paper = results[(results.dataset == dataset) & (results.model == "MoDE") & (results.alpha == PAPER_ALPHA_POINT[domain])]
+        for label, mode in (("tuned alpha", part[part.model == "MoDE"]), ("paper's alpha", paper)):
+            if len(mode):
+                gain = paired_difference(pd.concat([moe, mode]), "test_accuracy")
+                rows += [
+                    {"dataset": dataset, "domain": domain, "seed": seed, "comparison": label, "gain": value} for seed, value in gain.items()
+                ]
+    return pd.DataFrame(rows, columns=["dataset", "domain", "seed", "comparison", "gain"])

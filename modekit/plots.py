@@ -59,12 +59,18 @@ def mark_cut_axis(ax, low: float | None = None) -> None:
 
 @styled
 def learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    """Task loss, accuracy and MoDE's L_KD (logged for every model, trained on only when alpha > 0) by epoch."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     part = history[history.split != "test"]
-    sns.lineplot(data=part, x="epoch", y="task_loss", hue="split", style=part.get("model"), ax=axes[0])
-    sns.lineplot(data=part, x="epoch", y="accuracy", hue="split", style=part.get("model"), ax=axes[1])
-    axes[0].set(ylabel="task loss (cross-entropy)")
-    axes[1].set(ylabel="accuracy")
+    style = part.get("model")
+    for ax, column, label in zip(
+        axes,
+        ("task_loss", "accuracy", "distillation_loss"),
+        ("task loss (cross-entropy)", "accuracy", "L_KD between the experts"),
+    ):
+        sns.lineplot(data=part, x="epoch", y=column, hue="split", style=style, ax=ax, legend=ax is axes[-1])
+        ax.set(ylabel=label)
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # outside the axes: covers no curve
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -83,6 +89,24 @@ def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+@styled
+def gradient_reach(reach: pd.DataFrame, title: str):
+    """Per sub-task's expert: the share of its gradient from the other sub-task's samples, MoE vs MoDE
+    (rows of probing.gradient_reach with `model` and `seed` columns), with the seeds' t interval."""
+    frame = reach.melt(
+        id_vars=["model", "seed", "sub-task"], value_vars=["other_share_task", "other_share_total"], var_name="gradient", value_name="share"
+    )
+    frame["gradient"] = frame.gradient.map({"other_share_task": "task gradient only", "other_share_total": "whole gradient"})
+    frame["expert of"] = frame["sub-task"].map(lambda t: f"sub-task {'AB'[t]}")
+    grid = sns.catplot(
+        data=frame, x="expert of", y="share", hue="model", col="gradient", kind="bar", errorbar=INTERVAL, height=3.4, aspect=1.1
+    )
+    grid.set_axis_labels("", "share of the expert's gradient\nfrom the other sub-task")
+    grid.figure.suptitle(title, y=1.04)
+    sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
+    return grid.figure
 
 
 @styled
@@ -107,27 +131,35 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
     zero_at = positive.min() / 10 if len(positive) else 1e-4
     frame["alpha_plot"] = frame.alpha.where(frame.alpha > 0, zero_at)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    sns.lineplot(data=frame, x="alpha_plot", y="test_accuracy", errorbar="sd", marker="o", ax=axes[0])
-    sns.lineplot(data=frame, x="alpha_plot", y="cosine_similarity", errorbar="sd", marker="o", color="C2", ax=axes[1])
+    sns.lineplot(data=frame, x="alpha_plot", y="test_accuracy", errorbar=INTERVAL, marker="o", ax=axes[0])
+    sns.lineplot(data=frame, x="alpha_plot", y="cosine_similarity", errorbar=INTERVAL, marker="o", color="C2", ax=axes[1])
     ticks = sorted(frame.alpha_plot.unique())
-    for ax, label in zip(axes, ("test accuracy (mean +- sd)", "expert cosine similarity")):
+    for ax, label in zip(axes, (f"test accuracy\n({INTERVAL_TEXT})", f"expert cosine similarity\n({INTERVAL_TEXT})")):
         ax.set(xscale="log", xlabel="alpha (0 = plain MoE)", ylabel=label)
         ax.set_xticks(ticks, ["0" if t == zero_at else f"{t:g}" for t in ticks])
         ax.minorticks_off()
         if paper_alpha:
-            ax.axvspan(min(paper_alpha) * 0.9, max(paper_alpha) * 1.1, color="orange", alpha=0.2, label="paper's alpha")
-            ax.legend(loc="best")
+            ax.axvspan(
+                min(paper_alpha) * 0.9, max(paper_alpha) * 1.1, color="orange", alpha=0.2, label="paper's alpha\n(its normalisation)"
+            )
+    if paper_alpha:
+        axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # outside the axes: covers no point
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 @styled
-def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None):
-    """Own-domain vs cross-domain accuracy per expert, MoE vs MoDE; dashed lines: paper values."""
+def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None, x: str = "expert"):
+    """Own-domain vs cross-domain accuracy per expert (or per `x`, e.g. the sub-task whose expert it is),
+    MoE vs MoDE, with the seeds' t interval; dashed lines: paper values."""
     frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
-    grid = sns.catplot(data=frame, x="expert", y="accuracy", hue="model", col="kind", kind="bar", errorbar="sd", height=3.6, aspect=1.2)
-    grid.set(ylim=(max(0.0, frame.accuracy.min() - 0.1), 1.0))
+    grid = sns.catplot(data=frame, x=x, y="accuracy", hue="model", col="kind", kind="bar", errorbar=INTERVAL, height=3.6, aspect=1.2)
+    low = round(max(0.0, frame.accuracy.min() - 0.1), 1)
+    grid.set(ylim=(low, 1.0))
+    grid.set_axis_labels("expert of sub-task" if x == "sub-task" else x, f"accuracy ({INTERVAL_TEXT})")
+    for ax in grid.axes.flat:
+        mark_cut_axis(ax, low)
     if reference:  # the paper's numbers are own-DS accuracies: lines on that panel, named in its legend
         own = grid.axes_dict["own DS"]
         lines = [
@@ -142,7 +174,7 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
 @styled
 def feature_importance(importance: pd.DataFrame, title: str):
     grid = sns.catplot(
-        data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar="sd", height=3.4, aspect=1.4
+        data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar=None, height=3.4, aspect=1.4
     )
     grid.set_axis_labels("feature", "accuracy drop when shuffled")
     grid.figure.suptitle(title, y=1.03)
@@ -189,12 +221,26 @@ def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, d
 
 
 @styled
-def comparison(summary: pd.DataFrame, title: str):
-    frame = summary.melt(id_vars=["dataset"], value_vars=["moe_mean", "mode_mean"], var_name="model", value_name="test accuracy")
-    frame["model"] = frame.model.map({"moe_mean": "MoE", "mode_mean": "MoDE"})
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    sns.barplot(data=frame, x="dataset", y="test accuracy", hue="model", ax=ax)
-    ax.set(ylim=(max(0, frame["test accuracy"].min() - 0.05), 1.0), ylabel="test accuracy (mean over seeds)")
+def paired_gains(gains: pd.DataFrame, title: str):
+    """Per dataset: the paired test-accuracy gain MoDE - MoE over seeds (points: seeds; bars: mean and
+    the verdicts' 95% t interval), at the alpha tuned on validation and at the paper's alpha."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    sns.stripplot(data=gains, x="dataset", y="gain", hue="comparison", dodge=True, alpha=0.45, size=4, ax=ax, legend=False)
+    sns.pointplot(
+        data=gains,
+        x="dataset",
+        y="gain",
+        hue="comparison",
+        dodge=0.4,
+        errorbar=INTERVAL,
+        linestyle="none",
+        markers="D",
+        capsize=0.08,
+        ax=ax,
+    )
+    ax.axhline(0.0, color="k", lw=1)
+    ax.set(xlabel="", ylabel="MoDE - MoE test accuracy\n(seeds; mean, 95% t interval)")
+    ax.legend(title="MoDE's alpha", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside the axes: covers no point
     ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -84,9 +84,13 @@ def forced_expert(model, expert: int):
         layer.forced_expert = None
 
 
-def expert_probing(model, X: torch.Tensor, y: torch.Tensor) -> pd.DataFrame:
-    """One row per (expert i, domain DS_j): accuracy of expert i alone on DS_j, own = (i == j)."""
-    domain = dominating_expert(gate_weights(model, X))
+def expert_probing(model, X: torch.Tensor, y: torch.Tensor, domain: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per (expert i, domain DS_j): accuracy of expert i alone on DS_j, own = (i == j).
+
+    domain: each sample's DS owner. None: the paper's DS, the expert with the largest gate weight
+    (each model then defines its own DS, so two models are scored on different samples). A common
+    reference for comparing models: `subtask_domains(weights, subtask)`, the known sub-tasks."""
+    domain = dominating_expert(gate_weights(model, X)) if domain is None else np.asarray(domain)
     n_experts = first_moe(model).experts.n_experts
     rows = []
     for expert in range(n_experts):
@@ -156,6 +160,21 @@ def expert_feature_importance(model, X: torch.Tensor, y: torch.Tensor, feature_n
     return pd.DataFrame(rows)
 
 
+def other_view_share(importance: pd.DataFrame, matched: np.ndarray, views: tuple[str, str] = ("A", "B")) -> list[float]:
+    """Multi-view data: per sub-task t (whose own view is views[t]), the share of its matched expert's
+    positive permutation importance that lies on the other view's features (names starting with the
+    view's letter, as in `load("multiview")`): 0 = the expert uses only its own view."""
+    shares = []
+    for task, own_view in enumerate(views):
+        other_view = views[1 - task]
+        part = importance[importance.expert == matched[task]].set_index("feature").importance.clip(lower=0)
+        own = part[part.index.str.startswith(own_view)].sum()
+        other = part[part.index.str.startswith(other_view)].sum()
+        # share = other / (own + other)
+        shares.append(float(other / max(own + other, 1e-9)))
+    return shares
+
+
 @torch.no_grad()
 def decision_grid(model, X: torch.Tensor, resolution: int = 150):
     """Class-1 probability and dominating expert on a grid over a 2-D input's range."""
@@ -168,6 +187,104 @@ def decision_grid(model, X: torch.Tensor, resolution: int = 150):
     probability = torch.softmax(out.logits.float(), -1)[:, -1].reshape(resolution, resolution).T
     expert = out.gate_weights.argmax(-1).reshape(resolution, resolution).T
     return to_numpy(xs), to_numpy(ys), to_numpy(probability), to_numpy(expert)
+
+
+def subtask_domains(weights: np.ndarray, subtask: np.ndarray) -> np.ndarray:
+    """DS on the known sub-tasks: each sample belongs to the DS of the expert matched to its sub-task
+    (`matched_experts`), so that every model is probed on the same sample sets."""
+    return matched_experts(weights, subtask)[np.asarray(subtask, dtype=int)]
+
+
+def expert_output_gradients(model, X: torch.Tensor, y: torch.Tensor) -> dict[str, np.ndarray]:
+    """What each sample teaches each expert: the gradients of L_task and of L_KD with respect to the
+    experts' outputs e_i(x) of the first MoE layer (eval mode: no gate noise), by autograd.
+
+    Returns arrays: "task" and "distillation" (e, n, p), "gate_weights" (n, e), "mixed" (n, p), the
+    gradient of L_task with respect to h(x), and "outputs" (e, n, p), the experts' outputs.
+    docs/method.md §2 derives  dL_task/de_i(x) = g_i(x) dL_task/dh(x)  and, for all E experts
+    distilled,  dL_KD/de_i(x) = 4 / ((E - 1) p n) (e_i(x) - mean_j e_j(x)); notebook 01 checks both."""
+    from .functional import task_loss
+
+    layer = first_moe(model)
+    captured = {}
+
+    def keep_outputs(module, inputs, outputs):
+        captured["outputs"] = outputs
+
+    def keep_mixed(module, inputs, output):
+        captured["mixed"] = output.output
+
+    handles = [layer.experts.register_forward_hook(keep_outputs), layer.register_forward_hook(keep_mixed)]
+    try:
+        with eval_mode(model):
+            out = model(X)
+    finally:
+        for handle in handles:
+            handle.remove()
+    outputs, mixed = captured["outputs"], captured["mixed"]
+    task = task_loss(out.logits, y.to(out.logits.device))
+    task_grad, mixed_grad = torch.autograd.grad(task, [outputs, mixed], retain_graph=True)
+    (distill_grad,) = torch.autograd.grad(out.distillation_loss, [outputs], allow_unused=True)
+    if distill_grad is None:  # a single expert: no pair, no L_KD
+        distill_grad = torch.zeros_like(outputs)
+    return {
+        "task": to_numpy(task_grad),
+        "distillation": to_numpy(distill_grad),
+        "gate_weights": to_numpy(out.gate_weights.detach()),
+        "mixed": to_numpy(mixed_grad),
+        "outputs": to_numpy(outputs.detach()),
+    }
+
+
+def gradient_sample_share(gradients: np.ndarray) -> np.ndarray:
+    """Per expert, the effective share of samples its gradient comes from: with a_i(x) = |dL/de_i(x)|,
+    (sum_x a_i(x))^2 / (n sum_x a_i(x)^2); 1 = every sample teaches expert i equally, 1/n = one does.
+
+    gradients: (e, n, p), e.g. `expert_output_gradients(...)["task"]`. Narrow vision in one number:
+    the task gradient carries g_i(x), so an expert learns mostly from the samples the gate sends it."""
+    strength = np.linalg.norm(gradients, axis=-1)  # (e, n)
+    # (sum_x a)^2 / (n sum_x a^2)
+    return strength.sum(1) ** 2 / np.maximum(gradients.shape[1] * (strength**2).sum(1), 1e-30)
+
+
+def gradient_share_by_group(gradients: np.ndarray, group: np.ndarray) -> pd.DataFrame:
+    """Per expert and group (e.g. sub-task): the share of the expert's gradient mass sum_x |dL/de_i(x)|
+    that comes from the group's samples. Rows: expert, group, share (each expert's shares sum to 1)."""
+    strength = np.linalg.norm(gradients, axis=-1)  # (e, n)
+    group = np.asarray(group)
+    total = np.maximum(strength.sum(1), 1e-30)
+    return pd.DataFrame(
+        [
+            {"expert": i, "group": g, "share": float(strength[i, group == g].sum() / total[i])}
+            for i in range(strength.shape[0])
+            for g in np.unique(group)
+        ]
+    )
+
+
+def gradient_reach(model, X: torch.Tensor, y: torch.Tensor, subtask: np.ndarray, alpha: float) -> pd.DataFrame:
+    """Narrow vision and its cure in the gradient. One row per sub-task t and its matched expert i:
+    the share of i's gradient sum_x |dL/de_i(x)| that comes from the *other* sub-tasks' samples, for
+    the task gradient alone and for the whole gradient of L_task + alpha L_KD, and the effective
+    sample share of each (`gradient_sample_share`)."""
+    subtask = np.asarray(subtask, dtype=int)
+    grads = expert_output_gradients(model, X, y)
+    total = grads["task"] + alpha * grads["distillation"]
+    matched = matched_experts(grads["gate_weights"], subtask)
+    rows = []
+    for task, expert in enumerate(matched):
+        row = {"sub-task": task, "expert": int(expert)}
+        for label, gradient in (("task", grads["task"]), ("total", total)):
+            # share of expert i's gradient mass from samples outside sub-task t
+            other = gradient_share_by_group(gradient[[expert]], subtask != task)
+            row[f"other_share_{label}"] = float(other[other.group].share.sum())
+            row[f"sample_share_{label}"] = float(gradient_sample_share(gradient[[expert]])[0])
+        # the distillation term's part of the expert's gradient mass: sum|alpha dL_KD| / (sum|dL_task| + sum|alpha dL_KD|)
+        task_mass = np.linalg.norm(grads["task"][expert], axis=-1).sum()
+        distill_mass = np.linalg.norm(alpha * grads["distillation"][expert], axis=-1).sum()
+        row["distillation_part"] = float(distill_mass / max(task_mass + distill_mass, 1e-30))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def matched_experts(weights: np.ndarray, subtask: np.ndarray) -> np.ndarray:

@@ -179,6 +179,15 @@ def own_domain_accuracy(probing_table: pd.DataFrame, matched: Sequence[int]) -> 
     return np.array([own[expert] for expert in matched], dtype=float)
 
 
+def specialisation(probing_table: pd.DataFrame) -> float:
+    """Own-DS minus cross-DS accuracy, each the mean over experts (probing.expert_probing rows):
+    how much better the experts are on their own samples than on their peers' (0: interchangeable)."""
+    own = probing_table[probing_table["own"]].accuracy.mean()
+    cross = probing_table[~probing_table["own"]].accuracy.mean()
+    # specialisation = mean own-DS accuracy - mean cross-DS accuracy
+    return float(own - cross)
+
+
 def benefit_preserved(student: float, dense: float, moe: float) -> float:
     """% of MoE benefit preserved: 100 * (S_student - S_dense) / (S_MoE - S_dense); NaN without a gap."""
     gap = moe - dense

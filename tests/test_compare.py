@@ -1,5 +1,6 @@
 """MoE vs MoDE comparison: alpha chosen on validation, paired differences, baselines."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -76,3 +77,23 @@ def test_ties_are_ties_and_the_ceiling_is_flagged():
     summary = summarise_comparison(pd.DataFrame(rows)).iloc[0]
     assert (summary.wins, summary.ties, summary.losses) == (0, 3, 0)
     assert summary.at_ceiling and summary.undertrained == 6
+
+
+def test_paired_gains_are_the_verdicts_values_and_the_paper_alpha_beside():
+    from modekit.compare import paired_gains
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoE", "alpha": 0.0, "weight_decay": 0.0,
+             "val_accuracy": 0.8, "test_accuracy": 0.80 + 0.01 * seed},
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoDE", "alpha": 0.3, "weight_decay": 0.0,
+             "val_accuracy": 0.9, "test_accuracy": 0.85 + 0.01 * seed},
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoDE", "alpha": 0.1, "weight_decay": 0.0,
+             "val_accuracy": 0.7, "test_accuracy": 0.79 + 0.01 * seed},
+        ]  # fmt: skip
+    gains = paired_gains(pd.DataFrame(rows))
+    tuned = gains[gains.comparison == "tuned alpha"].set_index("seed").gain
+    paper = gains[gains.comparison == "paper's alpha"].set_index("seed").gain  # the paper's tabular alpha is 0.1
+    np.testing.assert_allclose(tuned.values, [0.05, 0.05, 0.05])
+    np.testing.assert_allclose(paper.values, [-0.01, -0.01, -0.01])

@@ -83,7 +83,7 @@ def test_neurons_of_experts_with_idle_units_sum_the_experts_exactly():
 @pytest.mark.parametrize("method, merge, reduce", [("sum", "sum", "sum"), ("avg", "sum", "mean"), ("topk", "sum", "sum"),
                                                    ("svd", "sum", "sum"), ("svd", "mean", "mean")])  # fmt: skip
 def test_biases_are_merged_as_their_weights(method, merge, reduce):
-    data = mk.load("subtasks", n_samples=200)
+    data = mk.load("subtasks", n_samples=200, n_features=8)
     teacher = mk.build_model(model_config_for(data, mk.ModelConfig(n_experts=3, gate="topk", top_k=2)), seed=0)
     (block,) = gather_experts(teacher, method, merge=merge)
     experts = teacher.moe.experts
@@ -93,7 +93,7 @@ def test_biases_are_merged_as_their_weights(method, merge, reduce):
 
 def test_full_rank_svd_on_both_matrices_is_the_sum_for_each():
     """K at its maximum for W1 means the maximum for W2 too (not W1's absolute rank)."""
-    data = mk.load("subtasks", n_samples=200)
+    data = mk.load("subtasks", n_samples=200, n_features=8)
     teacher = mk.build_model(model_config_for(data, mk.ModelConfig(n_experts=4, expert_hidden=64, expert_out=64)), seed=0)
     experts = teacher.moe.experts
     assert second_k(8, experts.w1, experts.w2, "svd") == 64 and second_k(4, experts.w1, experts.w2, "svd") == 32
@@ -110,7 +110,7 @@ def test_sum_and_avg(weights):
 
 @pytest.mark.parametrize("method", ["sum", "avg", "topk", "neurons", "svd"])
 def test_single_expert_gathers_to_itself_and_student_matches_teacher(method):
-    data = mk.load("subtasks", n_samples=200)
+    data = mk.load("subtasks", n_samples=200, n_features=8)
     config = model_config_for(data, mk.ModelConfig(n_experts=1, gate="topk", top_k=1))
     teacher = mk.build_model(config, seed=0).eval()
     k = {"topk": 8 * 64, "neurons": 64, "svd": 8}.get(method)  # E = 1: keeping everything is the default
@@ -137,7 +137,7 @@ def test_student_shapes_copied_weights_and_no_router():
 
 
 def test_distillation_lowers_kl_to_teacher():
-    data = mk.load("subtasks", n_samples=800)
+    data = mk.load("subtasks", n_samples=800, n_features=8)
     config = model_config_for(data, mk.ModelConfig(gate="topk", top_k=2))
     teacher = mk.train(data, config, mk.TrainConfig(epochs=10, progress=False)).model
     student = make_student(teacher, "svd")
@@ -149,7 +149,7 @@ def test_distillation_lowers_kl_to_teacher():
 
 
 def test_sparse_inference_equals_dense_compute_and_counts_fewer_flops():
-    data = mk.load("subtasks", n_samples=200)
+    data = mk.load("subtasks", n_samples=200, n_features=8)
     teacher = mk.build_model(model_config_for(data, mk.ModelConfig(gate="topk", top_k=1, n_experts=4)), seed=0).eval()
     torch.nn.init.normal_(teacher.moe.gate.proj.weight)
     with torch.no_grad():
@@ -190,7 +190,7 @@ def test_model_without_moe_layers_is_refused():
 
 
 def test_spectra_and_k_sweep():
-    data = mk.load("subtasks", n_samples=300)
+    data = mk.load("subtasks", n_samples=300, n_features=8)
     teacher = mk.build_model(model_config_for(data, mk.ModelConfig(gate="topk")), seed=0)
     spectra = expert_spectra(teacher)
     assert set(spectra.matrix) == {"w1", "w2"} and spectra.expert.nunique() == 4
@@ -202,7 +202,7 @@ def test_spectra_and_k_sweep():
 
 
 def test_run_ones_small_end_to_end():
-    data = mk.load("subtasks", n_samples=400)
+    data = mk.load("subtasks", n_samples=400, n_features=8)
     results = run_ones(data, methods=("avg", "svd"), seeds=[0, 1], train_config=mk.TrainConfig(epochs=3, progress=False))
     assert {"teacher", "dense from scratch", "KD from random init", "Switch-style", "avg", "svd"} <= set(results.student)
     summary, warning = summarise_ones(results)

@@ -189,3 +189,49 @@ def test_gate_weights_refuses_per_token_gates():
     X = torch.randint(1, 20, (5, 6), generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="(?i)token"):
         probing.gate_weights(model, X)
+
+
+def test_expert_output_gradients_match_the_derivation():
+    """docs/method.md §2: dL_task/de_i(x) = g_i(x) dL_task/dh(x); dL_KD/de_i(x) = 4 (e_i - mean e) / ((E - 1) p n)."""
+    data = mk.load("subtasks", seed=0, n_samples=300)
+    config = mk.ModelConfig(n_features=data.n_features, n_classes=2, n_experts=3, expert_hidden=8, expert_out=4)
+    model = mk.build_model(config, seed=0)
+    torch.nn.init.normal_(model.moe.gate.proj.weight)  # a gate that is not uniform
+    grads = probing.expert_output_gradients(model, data.X_test, data.y_test)
+    e, n, p = grads["outputs"].shape
+    assert (e, p) == (3, 4) and n == len(data.y_test)
+    expected_task = grads["gate_weights"].T[:, :, None] * grads["mixed"][None]
+    np.testing.assert_allclose(grads["task"], expected_task, rtol=1e-5, atol=1e-9)
+    outputs = grads["outputs"]
+    expected_kd = 4.0 / ((e - 1) * p * n) * (outputs - outputs.mean(0, keepdims=True))
+    np.testing.assert_allclose(grads["distillation"], expected_kd, rtol=1e-4, atol=1e-9)
+
+
+def test_gradient_sample_share_counts_the_samples_that_teach():
+    even = np.ones((2, 10, 3))
+    one = np.zeros((2, 10, 3))
+    one[:, 0] = 1.0
+    np.testing.assert_allclose(probing.gradient_sample_share(even), [1.0, 1.0])
+    np.testing.assert_allclose(probing.gradient_sample_share(one), [0.1, 0.1])
+    half = np.zeros((1, 4, 1))
+    half[0, :2] = 2.0
+    shares = probing.gradient_share_by_group(half, np.array([0, 0, 1, 1]))
+    assert shares.share.tolist() == [1.0, 0.0]
+
+
+def test_subtask_domains_score_every_model_on_the_same_samples():
+    weights = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    subtask = np.array([1, 1, 0, 0])  # the gate sends sub-task 1 to expert 0
+    np.testing.assert_array_equal(probing.subtask_domains(weights, subtask), [0, 0, 1, 1])
+
+
+def test_other_view_share_reads_the_matched_experts_importance():
+    importance = pd.DataFrame(
+        {
+            "expert": [0, 0, 0, 1, 1, 1],
+            "feature": ["cue", "A0", "B0", "cue", "A0", "B0"],
+            "importance": [0.3, 0.2, 0.0, 0.1, 0.1, -0.05],
+        }
+    )
+    # sub-task A -> expert 1 (uses A0 only: share 0), sub-task B -> expert 0 (B0 own 0, A0 other 0.2: share 1)
+    assert probing.other_view_share(importance, np.array([1, 0])) == [0.0, 1.0]

@@ -106,3 +106,12 @@ def test_t_interval_is_the_interval_of_the_verdicts():
     assert (low, high) == pytest.approx((evidence.ci_low, evidence.ci_high))
     assert low < np.mean(values) < high
     assert all(np.isnan(stats.t_interval([0.1])))
+
+
+def test_specialisation_is_own_minus_cross_accuracy():
+    table = pd.DataFrame(
+        {"expert": [0, 0, 1, 1], "domain": [0, 1, 0, 1], "own": [True, False, False, True], "accuracy": [0.9, 0.6, 0.5, 0.95]}
+    )
+    assert stats.specialisation(table) == pytest.approx((0.9 + 0.95) / 2 - (0.6 + 0.5) / 2)
+    merged = table.assign(accuracy=0.8)
+    assert stats.specialisation(merged) == 0.0

@@ -31,7 +31,7 @@ from .embedded import (
 )
 from .files import DataFileError, data_dir
 from .images import IMAGES, load_images
-from .synthetic import make_subtasks
+from .synthetic import make_subtasks, make_subtasks_2d
 from .tabular import TABLES, load_table
 from .text import TEXTS, load_text
 from .user import from_arrays, from_csv, from_dataframe
@@ -50,14 +50,14 @@ EMBEDDED = {
 # What each set holds once loaded (rows = all splits; features after one-hot encoding); pinned by
 # tests/test_data_real.py against the files, and matching data/README.md.
 CATALOGUE = {
-    "subtasks": ("tabular", 4000, 8, 2),
+    "subtasks": ("tabular", 4000, 5, 2),
     "subtasks2d": ("tabular", 4000, 2, 2),
     "digits": ("tabular", 1797, 64, 10),
     "wine": ("tabular", 178, 13, 3),
     "breast_cancer": ("tabular", 569, 30, 2),
     "digits8x8": ("image", 1797, 64, 10),
     "synthtext": ("text", 3000, 24, 2),
-    "multiview": ("tabular", 4000, 7, 2),
+    "multiview": ("tabular", 4000, 5, 2),
     "letter": ("tabular", 20000, 16, 26),
     "satimage": ("tabular", 6435, 36, 6),
     "shuttle": ("tabular", 58000, 9, 7),
@@ -166,4 +166,5 @@ __all__ = [
     "load",
     "make_composite",
     "make_subtasks",
+    "make_subtasks_2d",
 ]

@@ -5,14 +5,13 @@ from __future__ import annotations
 from sklearn import datasets as sk_datasets
 
 from .dataset import Dataset, tabular_dataset
-from .synthetic import make_multiview, make_subtasks
+from .synthetic import make_multiview, make_subtasks, make_subtasks_2d
 
 
-def load_subtasks(seed: int = 0, **knobs) -> Dataset:
-    """Two sub-tasks with a hidden sub-task label (knobs: see `make_subtasks`)."""
-    X, y, subtask = make_subtasks(seed=seed, **knobs)
+def _subtask_dataset(name: str, arrays, seed: int, knobs: dict) -> Dataset:
+    X, y, subtask = arrays
     return tabular_dataset(
-        "subtasks",
+        name,
         X,
         y,
         seed,
@@ -24,10 +23,15 @@ def load_subtasks(seed: int = 0, **knobs) -> Dataset:
     )
 
 
+def load_subtasks(seed: int = 0, **knobs) -> Dataset:
+    """Two sub-tasks told apart by the cue x0, each with its own XOR rule (knobs: see `make_subtasks`)."""
+    return _subtask_dataset("subtasks", make_subtasks(seed=seed, **knobs), seed, knobs)
+
+
 def load_multiview(seed: int = 0, **knobs) -> Dataset:
     """Two redundant views per class; sub-task A mostly sees view A, B view B (see `make_multiview`)."""
     X, y, subtask = make_multiview(seed=seed, **knobs)
-    width = (X.shape[1] - 1) // 2
+    width = 2
     return tabular_dataset(
         "multiview",
         X,
@@ -42,11 +46,8 @@ def load_multiview(seed: int = 0, **knobs) -> Dataset:
 
 
 def load_subtasks_2d(seed: int = 0, **knobs) -> Dataset:
-    """The 2-D version (routing cue x0, one rule feature x1): decision regions can be drawn."""
-    knobs = {"n_features": 2, "shared": 1, **knobs}
-    data = load_subtasks(seed=seed, **knobs)
-    data.name = "subtasks2d"
-    return data
+    """The 2-D version (routing cue x0, rule feature x1): decision regions can be drawn (`make_subtasks_2d`)."""
+    return _subtask_dataset("subtasks2d", make_subtasks_2d(seed=seed, **knobs), seed, knobs)
 
 
 def _sklearn_loader(name: str, function):
