@@ -147,25 +147,22 @@ def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
 
 
 def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fractions=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)) -> pd.DataFrame:
-    """Accuracy before KD of students gathered with K = fraction * (maximum K), per method."""
+    """Accuracy before KD of students gathered with K = fraction * (maximum K), per method (each K
+    once: small limits round several fractions to the same K). Only methods with a K: topk, neurons, svd."""
+    for method in methods:
+        if method not in ("topk", "neurons", "svd"):
+            raise UserError(f"method={method!r} is not allowed in k_sweep: only 'topk', 'neurons' and 'svd' have a K")
     layer = moe_layers(teacher)[0][1]
+    weights = layer.experts.w1
+    total = gather_matrices(weights, "sum")
     rows = []
     for method in methods:
-        weights = layer.experts.w1
         limit, _ = k_limit(weights, method)
-        for fraction in fractions:
-            k = max(1, round(fraction * limit))
+        for k in sorted({max(1, round(fraction * limit)) for fraction in fractions}):
             student = make_student(teacher, method, k=k)
-            error = (gather_matrices(weights, method, k) - gather_matrices(weights, "sum")).norm() / gather_matrices(weights, "sum").norm()
-            rows.append(
-                {
-                    "method": method,
-                    "k": k,
-                    "fraction": fraction,
-                    "test_accuracy": evaluate(student, data.X_test, data.y_test)["accuracy"],
-                    "relative_distance_to_sum": float(error),
-                }
-            )
+            distance = float("nan") if method == "neurons" else float((gather_matrices(weights, method, k) - total).norm() / total.norm())
+            accuracy = evaluate(student, data.X_test, data.y_test)["accuracy"]
+            rows.append({"method": method, "k": k, "fraction": k / limit, "test_accuracy": accuracy, "relative_distance_to_sum": distance})
     return pd.DataFrame(rows)
 
 

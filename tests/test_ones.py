@@ -210,6 +210,11 @@ def test_spectra_and_k_sweep():
     sweep = k_sweep(teacher, data, fractions=(0.25, 1.0))
     full_svd = sweep[(sweep.method == "svd") & (sweep.fraction == 1.0)].relative_distance_to_sum.item()
     assert full_svd < 1e-5  # full rank, sum merge = summation
+    small = k_sweep(*_small_teacher(hidden=4), ("svd", "neurons"), fractions=(1 / 16, 1 / 8, 1 / 4, 1.0))
+    assert list(small[small.method == "svd"].k) == [1, 4]  # rank 4: 1/16, 1/8 and 1/4 all round to K = 1, listed once
+    assert list(small[small.method == "neurons"].k) == [1] and small[small.method == "neurons"].relative_distance_to_sum.isna().all()
+    with pytest.raises(ValueError, match="method='sum' is not allowed in k_sweep"):
+        k_sweep(teacher, data, ("sum",))
 
 
 def test_run_ones_small_end_to_end():
