@@ -256,3 +256,19 @@ def permutation_effect(teacher: nn.Module, x: torch.Tensor, methods=METHODS, exp
                 {"method": method, "teacher_change": teacher_change, "student_change": float((after - before).norm() / before.norm())}
             )
     return pd.DataFrame(rows)
+
+
+def moe_layer_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the first MoE layer of `model` sees on inputs x, one row per sample (tabular) or token
+    (transformer, ViT): the x of `summed_block_error` for any backbone."""
+    layers = moe_layers(model)
+    if not layers:
+        raise UserError(f"model {type(model).__name__} has no MoE layers: there are no experts to read")
+    seen = []
+    hook = layers[0][1].register_forward_hook(lambda module, args, output: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        hook.remove()
+    return seen[0].reshape(-1, seen[0].shape[-1])

@@ -11,6 +11,7 @@ from modekit.gathering import (
     gather_matrices,
     gather_neurons,
     make_student,
+    moe_layer_input,
     permutation_effect,
     permute_hidden_units,
     second_k,
@@ -276,3 +277,14 @@ def test_teacher_config_expert_hidden_sets_the_expert_and_dense_width():
     assert teacher_config(data).expert_hidden == mk.ModelConfig().expert_hidden
     config = teacher_config(data, expert_hidden=4)
     assert (config.expert_hidden, config.n_experts, config.top_k, config.n_features) == (4, 4, 2, 6)
+
+
+def test_moe_layer_input_is_what_the_first_moe_layer_sees():
+    teacher, data = _small_teacher()
+    assert torch.equal(moe_layer_input(teacher, data.X_test), data.X_test)  # tabular: the features themselves
+    text = mk.load("synthtext", n_samples=60)
+    model = mk.build_model(model_config_for(text, mk.ModelConfig(d_model=16, n_heads=2, expert_hidden=8, gate="topk")), seed=0)
+    tokens = moe_layer_input(model, text.X_test)
+    assert tokens.shape == (text.X_test.numel(), 16)  # one row per token, d_model wide
+    experts = moe_layers(model)[0][1].experts
+    assert summed_block_error(experts.w1, experts.b1, experts.w2, experts.b2, tokens)["total"] > 0
