@@ -194,3 +194,81 @@ def expert_spectra(model: nn.Module) -> pd.DataFrame:
                         }
                     )
     return pd.DataFrame(rows)
+
+
+def summed_block_error(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
+    """Why summing experts' weights does not sum their functions, on inputs x (n, d).
+
+    With z_i = x W1_i + b1_i, the experts sum to S(x) = sum_i relu(z_i) W2_i + sum_i b2_i, while the
+    "sum" block computes B(x) = relu(sum_i z_i) (sum_j W2_j) + sum_i b2_i. Exactly,
+        B - S = [relu(sum_i z_i) - sum_i relu(z_i)] sum_j W2_j   (non-linearity: the ReLU between the layers)
+              + sum_i relu(z_i) (sum_j W2_j - W2_i)              (cross terms: W2_j reads expert i's units)
+    Returns the norms of B - S and of both parts, each relative to ||S|| (0 for one expert).
+    Shapes: w1 (E, d, h), b1 (E, h), w2 (E, h, p), b2 (E, p)."""
+    w1, b1, w2, b2, x = (t.detach().double() for t in (w1, b1, w2, b2, x))
+    z = torch.einsum("nd,edh->enh", x, w1) + b1[:, None]  # z_i, (E, n, h)
+    experts = torch.einsum("enh,ehp->np", torch.relu(z), w2) + b2.sum(0)  # S(x)
+    block = torch.relu(z.sum(0)) @ w2.sum(0) + b2.sum(0)  # B(x)
+    non_linearity = (torch.relu(z.sum(0)) - torch.relu(z).sum(0)) @ w2.sum(0)
+    cross_terms = torch.einsum("enh,ehp->np", torch.relu(z), w2.sum(0) - w2)
+    scale = experts.norm()
+    return {"total": float((block - experts).norm() / scale), "non_linearity": float(non_linearity.norm() / scale),
+            "cross_terms": float(cross_terms.norm() / scale)}  # fmt: skip
+
+
+def permute_hidden_units(model: nn.Module, expert: int = 0, seed: int = 0) -> nn.Module:
+    """A copy of `model` in which expert `expert` of every MoE layer has its hidden units shuffled:
+    its W1 columns, b1 entries and W2 rows reordered by one seeded permutation. The expert, and so
+    the model, computes the same function (the hidden units of an MLP have no order); its weight
+    matrices, and so what sum / avg / topk / svd gather from them, change."""
+    layers = moe_layers(model)
+    if not layers:
+        raise UserError(f"model {type(model).__name__} has no MoE layers: there are no experts to permute")
+    n_experts = layers[0][1].experts.w1.shape[0]
+    if isinstance(expert, bool) or not isinstance(expert, int) or not 0 <= expert < n_experts:
+        raise UserError(f"expert={expert!r} is not allowed: expert must be an integer in [0, {n_experts - 1}]")
+    permuted = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in moe_layers(permuted):
+            experts = layer.experts
+            order = torch.randperm(experts.w1.shape[2], generator=generator)
+            if torch.equal(order, torch.arange(len(order))):
+                order = order.roll(1)  # never the identity: every shuffle moves the units
+            order = order.to(experts.w1.device)
+            experts.w1[expert] = experts.w1[expert][:, order]
+            experts.b1[expert] = experts.b1[expert][order]
+            experts.w2[expert] = experts.w2[expert][order]
+    return permuted
+
+
+def permutation_effect(teacher: nn.Module, x: torch.Tensor, methods=METHODS, expert: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Per gathering method: how much the student's logits on x move when one expert's hidden units
+    are shuffled (`permute_hidden_units`), relative to their norm, beside the teacher's own change
+    (zero up to rounding: the teacher computes the same function)."""
+    permuted = permute_hidden_units(teacher, expert, seed)
+    with torch.no_grad():
+        teacher_change = float((permuted.eval()(x).logits - teacher.eval()(x).logits).norm() / teacher(x).logits.norm())
+        rows = []
+        for method in methods:
+            before, after = (make_student(model, method).eval()(x).logits for model in (teacher, permuted))
+            rows.append(
+                {"method": method, "teacher_change": teacher_change, "student_change": float((after - before).norm() / before.norm())}
+            )
+    return pd.DataFrame(rows)
+
+
+def moe_layer_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What the first MoE layer of `model` sees on inputs x, one row per sample (tabular) or token
+    (transformer, ViT): the x of `summed_block_error` for any backbone."""
+    layers = moe_layers(model)
+    if not layers:
+        raise UserError(f"model {type(model).__name__} has no MoE layers: there are no experts to read")
+    seen = []
+    hook = layers[0][1].register_forward_hook(lambda module, args, output: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        hook.remove()
+    return seen[0].reshape(-1, seen[0].shape[-1])

@@ -4,7 +4,8 @@ Per seed: a teacher (top-2 sparse MoE, 4 experts; also a MoDE-trained one), a de
 student's architecture trained from scratch, KD from random init, the Switch-Transformer recipe
 (non-expert weights copied, random dense block, 0.25 soft / 0.75 hard, T = 1), and every gathering
 method before and after KD (0.5 soft / 0.5 hard, T = 2). "% of MoE benefit preserved" is computed
-from the means over seeds, with a warning when the MoE - dense gap lies within the seed spread.
+from the means over seeds, and only where the paired MoE - dense interval lies above 0
+(otherwise "no MoE benefit to keep").
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ TEACHER = {
 }
 
 
-def teacher_config(data: Dataset) -> ModelConfig:
-    config = TEACHER[data.domain]
+def teacher_config(data: Dataset, expert_hidden: int | None = None) -> ModelConfig:
+    """The OneS teacher for `data`: TEACHER of its domain, completed from the data; `expert_hidden`
+    sets the experts' hidden width (and so the dense student's), None keeps the default."""
+    config = TEACHER[data.domain] if expert_hidden is None else TEACHER[data.domain].replace(expert_hidden=expert_hidden)
     if data.domain == "image" and (data.X_train.shape[-1] % 4 or data.X_train.shape[-1] <= 8):
         config = config.replace(patch_size=2)  # 8x8 digits: 2x2 patches give 16 tokens
     return model_config_for(data, config)
@@ -59,10 +62,13 @@ def run_ones(
     mode_alpha: float | None = None,
     max_train: int | None = None,
     progress: bool = False,
+    expert_hidden: int | None = None,
     **load_options,
 ) -> pd.DataFrame:
     """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD).
-    A dataset given by name is loaded once per seed (with `load_options`), each seed with its own split."""
+    A dataset given by name is loaded once per seed (with `load_options`), each seed with its own split.
+    `expert_hidden`: the experts' hidden width, which is also the dense model's and the students'
+    (None: the teacher's default, `teacher_config`)."""
     from tqdm.auto import tqdm
 
     if not list(seeds):
@@ -74,14 +80,14 @@ def run_ones(
         data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data
         if max_train:
             data_seed = data_seed.subsample_train(max_train, seed=seed)
-        rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha)
+        rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
     name = data if isinstance(data, str) else data.name
     return pd.DataFrame(rows).assign(dataset=name)
 
 
-def _ones_seed(data: Dataset, seed: int, methods, base: TrainConfig, kd: TrainConfig, mode_alpha) -> list[dict]:
+def _ones_seed(data: Dataset, seed: int, methods, base: TrainConfig, kd: TrainConfig, mode_alpha, expert_hidden) -> list[dict]:
     """One seed of the OneS experiment: dense, teachers, baselines and every gathering method."""
-    config = teacher_config(data)
+    config = teacher_config(data, expert_hidden)
     dense_config = config.replace(n_experts=1, top_k=1, gate="dense")
     alpha = MODE_ALPHA[data.domain] if mode_alpha is None else mode_alpha
     rows = []
@@ -141,25 +147,22 @@ def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
 
 
 def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fractions=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)) -> pd.DataFrame:
-    """Accuracy before KD of students gathered with K = fraction * (maximum K), per method."""
+    """Accuracy before KD of students gathered with K = fraction * (maximum K), per method (each K
+    once: small limits round several fractions to the same K). Only methods with a K: topk, neurons, svd."""
+    for method in methods:
+        if method not in ("topk", "neurons", "svd"):
+            raise UserError(f"method={method!r} is not allowed in k_sweep: only 'topk', 'neurons' and 'svd' have a K")
     layer = moe_layers(teacher)[0][1]
+    weights = layer.experts.w1
+    total = gather_matrices(weights, "sum")
     rows = []
     for method in methods:
-        weights = layer.experts.w1
         limit, _ = k_limit(weights, method)
-        for fraction in fractions:
-            k = max(1, round(fraction * limit))
+        for k in sorted({max(1, round(fraction * limit)) for fraction in fractions}):
             student = make_student(teacher, method, k=k)
-            error = (gather_matrices(weights, method, k) - gather_matrices(weights, "sum")).norm() / gather_matrices(weights, "sum").norm()
-            rows.append(
-                {
-                    "method": method,
-                    "k": k,
-                    "fraction": fraction,
-                    "test_accuracy": evaluate(student, data.X_test, data.y_test)["accuracy"],
-                    "relative_distance_to_sum": float(error),
-                }
-            )
+            distance = float("nan") if method == "neurons" else float((gather_matrices(weights, method, k) - total).norm() / total.norm())
+            accuracy = evaluate(student, data.X_test, data.y_test)["accuracy"]
+            rows.append({"method": method, "k": k, "fraction": k / limit, "test_accuracy": accuracy, "relative_distance_to_sum": distance})
     return pd.DataFrame(rows)
 
 

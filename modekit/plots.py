@@ -182,38 +182,70 @@ def feature_importance(importance: pd.DataFrame, title: str):
 
 
 @styled
-def spectra(spectra_table: pd.DataFrame, title: str):
-    grid = sns.relplot(
-        data=spectra_table,
-        x="index",
-        y="singular_value",
-        hue="expert",
-        col="matrix",
-        row="layer" if spectra_table.layer.nunique() > 1 else None,
-        kind="line",
-        height=3.2,
-        aspect=1.3,
-        facet_kws={"sharex": False, "sharey": False},
-    )
-    grid.set(yscale="log")
-    for ax in grid.axes.flat:  # plain numbers (0.01, 2.5), also on a log axis spanning less than a decade
-        ax.yaxis.set_major_formatter(mticker.LogFormatter(labelOnlyBase=False))
-        ax.yaxis.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
-    grid.set_axis_labels("singular value index", "singular value (log)")
-    grid.figure.suptitle(title, y=1.03)
-    return grid.figure
+def spectra(spectra_table: pd.DataFrame, title: str, default_k: dict | None = None):
+    """Per expert matrix (columns w1, w2): the singular values (top, log scale) and the relative
+    error ||W - W_K|| / ||W|| of the best rank-K approximation, sqrt(1 - energy share of the top K)
+    (bottom; Eckart-Young). `default_k` {matrix: K} draws SVD gathering's default K as a dotted line."""
+    table = spectra_table.assign(rank_k_error=np.sqrt(np.clip(1 - spectra_table.cumulative_energy, 0, None)))
+    matrices = list(dict.fromkeys(table.matrix))
+    style = "layer" if table.layer.nunique() > 1 else None
+    fig, axes = plt.subplots(2, len(matrices), figsize=(4.6 * len(matrices) + 1.6, 6.2), squeeze=False)
+    for column, matrix in enumerate(matrices):
+        part = table[table.matrix == matrix]
+        for row, (y, label) in enumerate((("singular_value", "singular value (log)"), ("rank_k_error", "relative error of rank K"))):
+            ax = axes[row, column]
+            sns.lineplot(data=part, x="index", y=y, hue="expert", style=style, marker="o", palette="deep", ax=ax, legend=row == column == 0)
+            if default_k and matrix in default_k:
+                ax.axvline(default_k[matrix], color="k", ls=":", lw=1, label=f"default K = {default_k[matrix]}")
+            ax.set(xlabel="K (singular value index)", ylabel=label, xticks=sorted(part["index"].unique()))
+            ax.set_title(f"{matrix}, {row and 'rank-K error' or 'singular values'}")
+        axes[0, column].set_yscale("log")
+        axes[0, column].yaxis.set_major_formatter(mticker.LogFormatter(labelOnlyBase=False))
+        axes[0, column].yaxis.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+        axes[1, column].set_ylim(0, 1.02)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if axes[0, 0].get_legend():
+        axes[0, 0].get_legend().remove()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.92), frameon=False, title="expert / K")  # outside the axes
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 @styled
-def gathering(summary: pd.DataFrame, title: str, teacher: float | None = None, dense: float | None = None):
-    frame = summary[summary.stage.isin(["before KD", "after KD"])]
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    sns.barplot(data=frame, x="student", y="mean", hue="stage", ax=ax)
-    for value, label, style in ((teacher, "MoE teacher", "-"), (dense, "dense from scratch", "--")):
-        if value is not None:
-            ax.axhline(value, color="k", ls=style, lw=1, label=label)
-    ax.set(xlabel="student", ylabel="test accuracy (mean over seeds)", ylim=(max(0, frame["mean"].min() - 0.05), 1.0))
-    ax.tick_params(axis="x", rotation=15)
+def gathering(results: pd.DataFrame, title: str):
+    """Per-seed OneS rows (run_ones, one teacher): test accuracy of every student before and after
+    KD, bars = mean over seeds with the 95% t interval; the MoE teacher and the dense model from
+    scratch as lines at their means with their intervals shaded. A cut y axis is marked."""
+    frame = results[results.stage.isin(["before KD", "after KD"])]
+    fig, ax = plt.subplots(figsize=(9.5, 4.0))
+    sns.barplot(
+        data=frame,
+        x="student",
+        y="test_accuracy",
+        hue="stage",
+        hue_order=["before KD", "after KD"],
+        errorbar=INTERVAL,
+        capsize=0.15,
+        err_kws={"linewidth": 1.2},
+        ax=ax,
+    )
+    lows = [frame.groupby(["student", "stage"]).test_accuracy.apply(lambda v: INTERVAL(v)[0]).min()]
+    for student, label, style, colour in (
+        ("teacher", "MoE teacher", "-", "tab:green"),
+        ("dense from scratch", "dense from scratch", "--", "tab:red"),
+    ):
+        values = results[(results.student == student) & (results.stage == "trained")].test_accuracy
+        if len(values):
+            low, high = INTERVAL(values)
+            ax.axhline(values.mean(), color=colour, ls=style, lw=1.2, label=f"{label} (mean)")
+            ax.axhspan(low, high, color=colour, alpha=0.12, lw=0, label=f"{label}, 95% interval")
+            lows.append(low)
+    ax.set(xlabel="student", ylabel=f"test accuracy\n({INTERVAL_TEXT})")
+    plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    low = float(np.floor(max(0.0, np.nanmin(lows) - 0.05) * 20) / 20)
+    ax.set_ylim(low, min(1.0, ax.get_ylim()[1]))
+    mark_cut_axis(ax, low)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside the axes: covers no bar
     ax.set_title(title)
     fig.tight_layout()

@@ -5,7 +5,18 @@ import torch
 
 import modekit as mk
 from modekit.functional import truncated_svd as truncated
-from modekit.gathering import expert_spectra, gather_experts, gather_matrices, gather_neurons, make_student, second_k
+from modekit.gathering import (
+    expert_spectra,
+    gather_experts,
+    gather_matrices,
+    gather_neurons,
+    make_student,
+    moe_layer_input,
+    permutation_effect,
+    permute_hidden_units,
+    second_k,
+    summed_block_error,
+)
 from modekit.nn import DenseFeedForward, model_config_for, moe_layers
 from modekit.objectives import DistillationObjective, DistillConfig, teacher_kl
 from modekit.ones_experiment import (
@@ -16,6 +27,7 @@ from modekit.ones_experiment import (
     set_sparse_inference,
     speed_summary,
     summarise_ones,
+    teacher_config,
 )
 
 
@@ -199,6 +211,11 @@ def test_spectra_and_k_sweep():
     sweep = k_sweep(teacher, data, fractions=(0.25, 1.0))
     full_svd = sweep[(sweep.method == "svd") & (sweep.fraction == 1.0)].relative_distance_to_sum.item()
     assert full_svd < 1e-5  # full rank, sum merge = summation
+    small = k_sweep(*_small_teacher(hidden=4), ("svd", "neurons"), fractions=(1 / 16, 1 / 8, 1 / 4, 1.0))
+    assert list(small[small.method == "svd"].k) == [1, 4]  # rank 4: 1/16, 1/8 and 1/4 all round to K = 1, listed once
+    assert list(small[small.method == "neurons"].k) == [1] and small[small.method == "neurons"].relative_distance_to_sum.isna().all()
+    with pytest.raises(ValueError, match="method='sum' is not allowed in k_sweep"):
+        k_sweep(teacher, data, ("sum",))
 
 
 def test_run_ones_small_end_to_end():
@@ -208,3 +225,66 @@ def test_run_ones_small_end_to_end():
     summary, warning = summarise_ones(results)
     assert set(summary.stage) == {"trained", "before KD", "after KD"}
     assert "benefit_%" in summary and (warning is None) == bool(summary.benefit_meaningful.iloc[0])
+
+
+def _small_teacher(n_experts=3, hidden=5):
+    data = mk.load("clustered_subtasks", n_samples=200)
+    config = model_config_for(data, mk.ModelConfig(n_experts=n_experts, expert_hidden=hidden, expert_out=6, gate="topk", top_k=2))
+    return mk.build_model(config, seed=0).eval(), data
+
+
+def test_summed_block_error_is_the_sum_blocks_distance_from_the_sum_of_experts():
+    """`total` is ||sum-gathered block(x) - sum_i e_i(x)|| / ||sum_i e_i(x)||, computed here from the
+    real gathered block and the expert stack; its two parts bound it (triangle inequality)."""
+    teacher, data = _small_teacher()
+    experts, x = teacher.moe.experts, data.X_test
+    (block,) = gather_experts(teacher, "sum")
+    with torch.no_grad():
+        summed = experts(x).sum(0)
+        distance = float((block(x).output - summed).norm() / summed.norm())
+    error = summed_block_error(experts.w1, experts.b1, experts.w2, experts.b2, x)
+    assert error["total"] == pytest.approx(distance, rel=1e-4)
+    assert error["total"] > 0.1 and error["total"] <= error["non_linearity"] + error["cross_terms"] + 1e-9
+
+
+def test_summed_block_error_parts_vanish_where_their_cause_does():
+    generator = torch.Generator().manual_seed(0)
+    w1, w2 = torch.randn(3, 4, 5, generator=generator), torch.randn(3, 5, 2, generator=generator)
+    b2, x = torch.randn(3, 2, generator=generator), torch.randn(9, 4, generator=generator)
+    # every pre-activation positive: the ReLU is the identity, only the cross terms are left
+    linear = summed_block_error(w1, torch.full((3, 5), 100.0), w2, b2, x)
+    assert linear["non_linearity"] < 1e-12 and linear["total"] == pytest.approx(linear["cross_terms"], rel=1e-9)
+    # one expert: the block is the expert
+    single = summed_block_error(w1[:1], torch.zeros(1, 5), w2[:1], b2[:1], x)
+    assert max(single.values()) < 1e-12
+
+
+def test_permuting_hidden_units_keeps_the_function_and_moves_every_gathering_but_neurons():
+    teacher, data = _small_teacher()
+    permuted = permute_hidden_units(teacher, expert=1, seed=0)
+    assert not torch.equal(permuted.moe.experts.w1[1], teacher.moe.experts.w1[1])
+    assert torch.equal(permuted.moe.experts.w1[0], teacher.moe.experts.w1[0])  # only expert 1 moves
+    effect = permutation_effect(teacher, data.X_test, expert=1).set_index("method")
+    assert (effect.teacher_change < 1e-5).all()  # the same function
+    assert effect.student_change["neurons"] < 1e-5  # units are kept whole: their order does not matter
+    assert (effect.student_change.drop("neurons") > 1e-3).all()
+    with pytest.raises(ValueError, match=r"expert=3 is not allowed: .*\[0, 2\]"):
+        permute_hidden_units(teacher, expert=3)
+
+
+def test_teacher_config_expert_hidden_sets_the_expert_and_dense_width():
+    data = mk.load("clustered_subtasks", n_samples=200)
+    assert teacher_config(data).expert_hidden == mk.ModelConfig().expert_hidden
+    config = teacher_config(data, expert_hidden=4)
+    assert (config.expert_hidden, config.n_experts, config.top_k, config.n_features) == (4, 4, 2, 6)
+
+
+def test_moe_layer_input_is_what_the_first_moe_layer_sees():
+    teacher, data = _small_teacher()
+    assert torch.equal(moe_layer_input(teacher, data.X_test), data.X_test)  # tabular: the features themselves
+    text = mk.load("synthtext", n_samples=60)
+    model = mk.build_model(model_config_for(text, mk.ModelConfig(d_model=16, n_heads=2, expert_hidden=8, gate="topk")), seed=0)
+    tokens = moe_layer_input(model, text.X_test)
+    assert tokens.shape == (text.X_test.numel(), 16)  # one row per token, d_model wide
+    experts = moe_layers(model)[0][1].experts
+    assert summed_block_error(experts.w1, experts.b1, experts.w2, experts.b2, tokens)["total"] > 0

@@ -21,6 +21,7 @@ from .composite import make_composite
 from .dataset import Dataset
 from .embedded import (
     load_breast_cancer,
+    load_clustered_subtasks,
     load_digits,
     load_digits_images,
     load_multiview,
@@ -45,6 +46,7 @@ EMBEDDED = {
     "digits8x8": load_digits_images,
     "synthtext": load_synthetic_text,
     "multiview": load_multiview,
+    "clustered_subtasks": load_clustered_subtasks,
 }
 
 # What each set holds once loaded (rows = all splits; features after one-hot encoding); pinned by
@@ -58,6 +60,7 @@ CATALOGUE = {
     "digits8x8": ("image", 1797, 64, 10),
     "synthtext": ("text", 3000, 24, 2),
     "multiview": ("tabular", 4000, 5, 2),
+    "clustered_subtasks": ("tabular", 2000, 6, 2),
     "letter": ("tabular", 20000, 16, 26),
     "satimage": ("tabular", 6435, 36, 6),
     "shuttle": ("tabular", 58000, 9, 7),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sklearn import datasets as sk_datasets
 
 from .dataset import Dataset, tabular_dataset
-from .synthetic import make_multiview, make_subtasks, make_subtasks_2d
+from .synthetic import make_clustered_subtasks, make_multiview, make_subtasks, make_subtasks_2d
 
 
 def _subtask_dataset(name: str, arrays, seed: int, knobs: dict) -> Dataset:
@@ -136,4 +136,27 @@ def load_synthetic_text(seed: int = 0, n_samples: int = 3000, max_length: int = 
             "licence": "MIT (generated)",
         },
         **tensors_from_parts(ids, y, parts),
+    )
+
+
+def load_clustered_subtasks(seed: int = 0, n_subtasks: int = 4, **knobs) -> Dataset:
+    """Sub-tasks (4 by default) told apart by a 2-D routing cue, each with its own rule on its own
+    features: a top-2-of-4 MoE of narrow experts beats the dense model of one expert's width (knobs:
+    see `make_clustered_subtasks`; notebook 04)."""
+    X, y, subtask = make_clustered_subtasks(seed=seed, n_subtasks=n_subtasks, **knobs)
+    width = (X.shape[1] - 2) // n_subtasks
+    return tabular_dataset(
+        "clustered_subtasks",
+        X,
+        y,
+        seed,
+        class_names=["0", "1"],
+        feature_names=["cue0", "cue1", *(f"r{s}_{j}" for s in range(n_subtasks) for j in range(width))],
+        subtask=subtask,
+        subtask_names=[f"sub-task {s}" for s in range(n_subtasks)],
+        metadata={
+            "source": "modekit synthetic clustered sub-task generator",
+            "licence": "MIT (generated)",
+            "knobs": {"n_subtasks": n_subtasks, **knobs},
+        },
     )

@@ -127,3 +127,49 @@ def make_multiview(
     flip = rng.random(n_samples) < noise
     y = np.where(flip, 1 - y, y)
     return np.hstack([cue, *views]).astype(np.float32), y.astype(np.int64), subtask.astype(np.int64)
+
+
+def make_clustered_subtasks(
+    n_samples: int = 2000,
+    n_subtasks: int = 4,
+    rule_width: int = 1,
+    separation: float = 3.0,
+    cue_spread: float = 0.5,
+    noise: float = 0.02,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-tasks that a sparse MoE of narrow experts solves better than a dense model of one expert's width.
+
+    Features: [cue (2), rule block 0 (rule_width), ..., rule block S-1 (rule_width)], all N(0, 1)
+    except the cue. The routing cue places sub-task s around separation * (cos 2 pi s / S,
+    sin 2 pi s / S) with spread `cue_spread`: the centres are the corners of a regular polygon, so a
+    linear gate can tell every sub-task from the others. The label of a sub-task-s sample is
+    y = [sum of its own block's features > 0] (then flipped with probability `noise`): each sub-task
+    has its own simple rule, on features the other sub-tasks ignore, and the rule features are not
+    the cue. An expert that serves one sub-task needs one direction of its input; a dense model must
+    learn all S of them and switch between them by the cue, inside one expert's hidden width. With
+    narrow experts (4 hidden units for 4 sub-tasks) the MoE, whose gate does the switching, learns
+    this clearly better in the same epochs (tests/test_designed_data_ones.py; notebook 04).
+    Returns (X, y, subtask): X (n, 2 + S * rule_width) float32, binary y, subtask in {0, ..., S-1}.
+    """
+    _check_common(n_samples, 0.5, noise)
+    if isinstance(n_subtasks, bool) or not isinstance(n_subtasks, int) or n_subtasks < 2:
+        raise UserError(f"n_subtasks={n_subtasks!r} is not allowed: n_subtasks must be an integer >= 2")
+    if isinstance(rule_width, bool) or not isinstance(rule_width, int) or rule_width < 1:
+        raise UserError(f"rule_width={rule_width!r} is not allowed: rule_width must be an integer >= 1")
+    if not separation > 0:
+        raise UserError(f"separation={separation!r} is not allowed: separation must be > 0")
+    if not cue_spread > 0:
+        raise UserError(f"cue_spread={cue_spread!r} is not allowed: cue_spread must be > 0")
+    rng = np.random.default_rng(seed)
+    subtask = rng.integers(0, n_subtasks, n_samples)
+    angles = 2 * np.pi * np.arange(n_subtasks) / n_subtasks
+    centres = separation * np.column_stack([np.cos(angles), np.sin(angles)])
+    cue = centres[subtask] + cue_spread * rng.standard_normal((n_samples, 2))
+    rules = rng.standard_normal((n_samples, n_subtasks * rule_width))
+    # y = [sum of the sample's own block > 0]: block s = rule features [s * m, (s + 1) * m)
+    own = rules.reshape(n_samples, n_subtasks, rule_width)[np.arange(n_samples), subtask]
+    y = (own.sum(1) > 0).astype(np.int64)
+    flip = rng.random(n_samples) < noise
+    y[flip] = 1 - y[flip]
+    return np.hstack([cue, rules]).astype(np.float32), y, subtask.astype(np.int64)

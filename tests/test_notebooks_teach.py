@@ -1,0 +1,68 @@
+"""Static checks that the lessons keep their teaching parts: exercises with solutions that check
+themselves, a prediction prompt before each widget, links that resolve, one alpha convention."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(path):
+    return nbformat.read(path, 4).cells
+
+
+def test_every_lesson_is_here():
+    assert len(LESSONS) == 6, [p.name for p in LESSONS]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_exercises_and_their_checked_solutions(lesson):
+    text = "\n".join(c.source for c in _cells(lesson) if c.cell_type == "markdown")
+    exercises = text.split("## Exercises", 1)
+    assert len(exercises) == 2, f"{lesson.name} has no '## Exercises' section"
+    numbered = re.findall(r"^\s*#*\s*(\d)\. \*\*", exercises[1], flags=re.M)
+    assert 3 <= len(numbered) <= 5, f"{lesson.name}: {len(numbered)} exercises"
+    solutions = NOTEBOOKS / "solutions" / f"{lesson.name[:2]}_solutions.ipynb"
+    assert solutions.is_file(), f"{solutions} is missing"
+    solution_cells = _cells(solutions)
+    answered = [c for c in solution_cells if c.cell_type == "markdown" and re.match(r"(\*\*|#+ )\d\.", c.source)]
+    assert len(answered) == len(numbered), f"{solutions.name} answers {len(answered)} of {len(numbered)} exercises"
+    checks = sum(c.source.count("assert ") for c in solution_cells if c.cell_type == "code")
+    assert checks >= len(numbered), f"{solutions.name}: every solution should check itself with an assert"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_a_prediction_prompt_before_every_widget(lesson):
+    cells = _cells(lesson)
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "code" and "widgets.interact" in cell.source:
+            before = "\n".join(c.source for c in cells[max(0, index - 3) : index] if c.cell_type == "markdown")
+            assert "Predict first." in before, f"{lesson.name}, cell {index}: no 'Predict first.' prompt before the widget"
+
+
+@pytest.mark.parametrize("notebook", [*LESSONS, *sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))], ids=lambda p: p.stem)
+def test_links_resolve_and_the_glossary_is_linked(notebook):
+    text = "\n".join(c.source for c in _cells(notebook) if c.cell_type == "markdown")
+    links = re.findall(r"\]\(([^)#]+?)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not link.startswith("http")]
+    missing = [link for link in local if not (notebook.parent / link).exists()]
+    assert not missing, f"{notebook.name}: links to missing files {missing}"
+    assert any(link.endswith("docs/glossary.md") for link in local), f"{notebook.name} does not link the glossary"
+
+
+@pytest.mark.parametrize("lesson", LESSONS[:4], ids=lambda p: p.stem)
+def test_teaching_notebooks_share_one_alpha(lesson):
+    source = "\n".join(c.source for c in _cells(lesson) if c.cell_type == "code")
+    assert "TEACHING_ALPHA" in source, f"{lesson.name} should use modekit.profiles.TEACHING_ALPHA"
+    assert not re.search(r"^ALPHA = \d", source, flags=re.M), f"{lesson.name} sets its own alpha"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_equations_are_latex_not_code_font(lesson):
+    text = "\n".join(c.source for c in _cells(lesson) if c.cell_type == "markdown")
+    code_equations = re.findall(r"`[^`\n]*(?:sum_|\^2|\\frac| = [a-zA-Z]+\()[^`\n]*`", text)
+    assert not code_equations, f"{lesson.name}: equations in code font {code_equations}"
