@@ -1,6 +1,7 @@
 """MoDEClassifier: every scikit-learn estimator check, the pipeline / cross-validation / grid-search
 contract, the kit's own loop underneath, validation carved from the fit data, bad parameters."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -32,21 +33,21 @@ CHECKED = [
 ]
 
 
+@functools.cache
+def array_api_checks_in_a_fresh_interpreter() -> str:
+    """scikit-learn runs its array-API check only when SCIPY_ARRAY_API=1 was set before scipy was
+    imported: run that check (for every estimator) once in a fresh interpreter that has it."""
+    env = {**os.environ, "SCIPY_ARRAY_API": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", Path(__file__).name, "-k", "check_array_api", "-q", "-rA", "-p", "no:cacheprovider"]
+    run = subprocess.run(command, cwd=Path(__file__).parent, env=env, capture_output=True, text=True)
+    return run.stdout + run.stderr
+
+
 @parametrize_with_checks(CHECKED)
 def test_sklearn_estimator_checks(estimator, check, request):
     if "check_array_api" in request.node.name and os.environ.get("SCIPY_ARRAY_API") != "1":
-        # scikit-learn runs its array-API check only when SCIPY_ARRAY_API=1 was set before scipy was
-        # imported: run this one check in a fresh interpreter that has it, instead of skipping it
-        env = {**os.environ, "SCIPY_ARRAY_API": "1", "PYTHONPATH": str(ROOT)}
-        node = f"{Path(__file__).name}::{request.node.name}"
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", node, "-q", "-p", "no:cacheprovider", "-W", "ignore::UserWarning"],
-            cwd=Path(__file__).parent,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout[-3000:] + run.stderr[-2000:]
+        output = array_api_checks_in_a_fresh_interpreter()
+        assert f"PASSED {Path(__file__).name}::{request.node.name}" in output, output[-4000:]
         return
     check(estimator)
 
