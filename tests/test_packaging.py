@@ -119,12 +119,14 @@ def test_every_declared_requirement_is_pinned_and_locked():
 
 def test_the_environment_is_the_lock_and_pip_check_is_clean():
     lock = [line.split("==") for line in (ROOT / "ci" / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
-    drifted = {
-        name: (version, installed.get(canonicalize_name(name)))
-        for name, version in lock
-        if installed.get(canonicalize_name(name)) != version
-    }
+    drifted = {}
+    for name, version in lock:
+        try:  # the first distribution on sys.path, as an import finds it (not a copy vendored by setuptools)
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed != version:
+            drifted[name] = (version, installed)
     assert not drifted, f"ci/constraints.txt (locked, installed) differ; rebuild with bash ci/setup.sh: {drifted}"
     check = subprocess.run([sys.executable, "-m", "pip", "check", "--disable-pip-version-check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
