@@ -1,4 +1,4 @@
-"""Command line: `python -m modekit {train,sweep,compare,ones,bench,data,reproduce} ...`.
+"""Command line: `python -m modekit {train,sweep,compare,ones,bench,data,reproduce,notebooks} ...`.
 
 A user's mistake (a bad option, unknown dataset, impossible value: a `UserError`) exits with code 2
 and one line on stderr naming the argument, the value and what is allowed. Any other exception is
@@ -135,10 +135,17 @@ def _add_reproduce(commands) -> None:
     )
 
 
+def _add_notebooks(commands) -> None:
+    notebooks = commands.add_parser("notebooks", help="your own editable copies of the kit's notebooks")
+    actions = notebooks.add_subparsers(dest="notebooks_command", required=True, parser_class=_Parser)
+    copy = actions.add_parser("copy", help="copy every notebook into DIR (made if missing); existing files are kept, never overwritten")
+    copy.add_argument("dir", type=Path, metavar="DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modekit", description="MoE / MoDE / OneS teaching and reproduction kit")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train_and_sweep, _add_data_and_bench, _add_ones, _add_compare, _add_reproduce):
+    for add in (_add_train_and_sweep, _add_data_and_bench, _add_ones, _add_compare, _add_reproduce, _add_notebooks):
         add(commands)
     return parser
 

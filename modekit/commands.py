@@ -109,6 +109,17 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_notebooks(args) -> int:
+    from .resources import copy_notebooks
+
+    copied, kept = copy_notebooks(args.dir)
+    for path in copied:
+        print(f"copied {path}")
+    for path in kept:
+        print(f"kept {path} (it exists; modekit never overwrites your files)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from .bench import format_bench, ones_bench, run_bench
 
@@ -250,4 +261,5 @@ COMMANDS = {
     "compare": cmd_compare,
     "ones": cmd_ones,
     "reproduce": cmd_reproduce,
+    "notebooks": cmd_notebooks,
 }

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from .errors import UserError
 from .profiles import PROFILES
 from .report import write_report
+from .resources import HOW_TO_GET, folder
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = folder("notebooks")  # the wheel's packaged notebooks, else the checkout's
 NOTEBOOKS = ["00_quickstart", "01_narrow_vision", "02_alpha_sensitivity", "03_expert_probing", "04_ones_svd_gathering", "05_reproduction"]
 REPORT_MARKER = ".modekit-report"  # written into every report folder: --force replaces only such folders
 
@@ -76,7 +77,8 @@ def check_options(profile: str, notebooks=None, cell_timeout: float | None = Non
     notebooks = list(notebooks or NOTEBOOKS)
     for name in notebooks:
         if not (NOTEBOOK_DIR / f"{name}.ipynb").is_file():
-            raise UserError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}")
+            shipped = f"; it ships with modekit: {HOW_TO_GET}" if name in NOTEBOOKS else ""
+            raise UserError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}{shipped}")
     cell_timeout = CELL_TIMEOUT_S[profile] if cell_timeout is None else cell_timeout
     if not cell_timeout > 0:
         raise UserError(f"cell_timeout={cell_timeout!r} is not allowed: it must be a positive number of seconds")

@@ -1,7 +1,7 @@
 """Where data files come from: the data directory, the manifest's checksums, and the parse cache.
 
 - Data directory: `$MODEKIT_DATA`, else `./data` (git-ignored apart from its README and manifest).
-- Manifest: `data/manifest.csv` in the repository lists every file's path, sha256, origin, licence.
+- Manifest: `data/manifest.csv` (in the repository, and packaged in the wheel) lists every file's path, sha256, origin, licence.
   A file whose sha256 differs is refused (expected and actual are named) and never parsed.
 - Cache: parsed arrays as `.npz` under `$MODEKIT_CACHE` (default `~/.cache/modekit`), keyed by the
   sources' sha256, so a changed source file invalidates its cache. Source files are only read.
@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..resources import resource
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-MANIFEST = REPOSITORY / "data" / "manifest.csv"
 CACHE_VERSION = 1  # bump when a parser changes what it returns
 
 
@@ -40,7 +39,7 @@ def cache_dir() -> Path:
 
 def manifest() -> dict[str, dict]:
     """path -> row of data/manifest.csv (sha256, bytes, lines, origin, licence)."""
-    with open(MANIFEST, newline="") as handle:
+    with open(resource("data/manifest.csv"), newline="") as handle:
         return {row["path"]: row for row in csv.DictReader(handle)}
 
 
