@@ -84,8 +84,13 @@ def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
         frame = pd.DataFrame(weights, columns=[f"expert {i}" for i in range(weights.shape[1])]).melt(
             var_name="expert", value_name="gate weight"
         )
-        sns.histplot(data=frame, x="gate weight", hue="expert", bins=30, element="step", stat="density", common_norm=False, ax=ax)
+        last = ax is axes[0][-1]
+        sns.histplot(
+            data=frame, x="gate weight", hue="expert", bins=30, element="step", stat="density", common_norm=False, ax=ax, legend=last
+        )
         ax.set(title=label, xlim=(0, 1))
+        if last:  # one legend, outside the axes: it covers no bar
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -42,10 +42,11 @@ def resource(relative: str) -> Path:
 
 
 def copy_notebooks(target: Path) -> tuple[list[Path], list[Path]]:
-    """Copy every shipped notebook into the folder `target` (made if missing) for a student to edit:
-    (copied, kept). A file that already exists there is kept as it is, never overwritten."""
+    """Copy every shipped notebook, the lessons and their `solutions/`, into the folder `target` (made
+    if missing) for a student to edit: (copied, kept). A file that already exists there is kept as it
+    is, never overwritten."""
     source = folder("notebooks")
-    notebooks = sorted(source.glob("*.ipynb"))
+    notebooks = sorted([*source.glob("*.ipynb"), *source.glob("solutions/*.ipynb")])
     if not notebooks:
         raise ResourceMissingError(f"no notebooks in {source}: {HOW_TO_GET}")
     if target.exists() and not target.is_dir():
@@ -53,7 +54,8 @@ def copy_notebooks(target: Path) -> tuple[list[Path], list[Path]]:
     target.mkdir(parents=True, exist_ok=True)
     copied, kept = [], []
     for notebook in notebooks:
-        destination = target / notebook.name
+        destination = target / notebook.relative_to(source)
+        destination.parent.mkdir(exist_ok=True)
         try:
             with open(destination, "xb") as handle:  # "x": fails if the file exists, so nothing is overwritten
                 handle.write(notebook.read_bytes())

@@ -19,6 +19,7 @@ from modekit.resources import ResourceMissingError, copy_notebooks, resource
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted(p.name for p in (ROOT / "notebooks" / "solutions").glob("*.ipynb"))
 
 
 def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -51,6 +52,7 @@ def test_the_wheel_holds_code_notebooks_manifest_and_licence(wheel):
     code = {str(p.relative_to(ROOT)) for p in (ROOT / "modekit").rglob("*.py") if "__pycache__" not in p.parts}
     assert code <= names, f"modules missing from the wheel (list the package in pyproject.toml): {sorted(code - names)}"
     assert {f"modekit/_notebooks/{n}" for n in NOTEBOOKS} <= names and len(NOTEBOOKS) == 6
+    assert {f"modekit/_notebooks/solutions/{n}" for n in SOLUTIONS} <= names and len(SOLUTIONS) == 6
     assert "modekit/_data/manifest.csv" in names
     assert wheel.name.startswith(f"modekit-{modekit.__version__}-") and any(n.endswith("licenses/LICENSE") for n in names)
     print(f"wheel {wheel.name}: {len(names)} files")
@@ -97,8 +99,9 @@ def test_notebooks_copy_gives_editable_copies_and_never_overwrites(tmp_path, cap
     assert main(["notebooks", "copy", str(target)]) == 0
     out = capsys.readouterr().out
     assert (target / "00_quickstart.ipynb").read_text() == "my edits"  # kept
-    assert "kept" in out and out.count("copied") == len(NOTEBOOKS) - 1
+    assert "kept" in out and out.count("copied") == len(NOTEBOOKS) + len(SOLUTIONS) - 1
     assert sorted(p.name for p in target.glob("*.ipynb")) == NOTEBOOKS
+    assert sorted(p.name for p in (target / "solutions").glob("*.ipynb")) == SOLUTIONS
     assert (target / "01_narrow_vision.ipynb").read_bytes() == (ROOT / "notebooks" / "01_narrow_vision.ipynb").read_bytes()
     assert main(["notebooks", "copy", str(target / "00_quickstart.ipynb")]) == 2
     error = capsys.readouterr().err
