@@ -96,7 +96,7 @@ def _list_of(option: str, text: str, allowed, what: str) -> list[str]:
     """A comma-separated option's values, each one of `allowed`, at least one, none repeated."""
     values = [v.strip() for v in text.split(",") if v.strip()]
     if not values:
-        raise UserError(f"{option} {text!r} is not allowed: give at least one {what}, from {', '.join(allowed)}")
+        raise UserError(f"{option} {text!r} is not allowed: give at least one of {', '.join(allowed)}")
     for value in values:
         if value not in allowed:
             raise UserError(f"{option}: {value!r} is not {what}; choose from {', '.join(allowed)}")
