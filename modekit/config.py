@@ -36,7 +36,7 @@ MAX_ALPHA = 1e6
 
 def _check_int(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
-        _fail(field, value, f"an integer >= {minimum}" if maximum is None else f"an integer between {minimum} and {maximum}")
+        _fail(field, value, f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}"))
 
 
 def _check_positive(field: str, value: Any, maximum: float) -> None:
@@ -46,7 +46,7 @@ def _check_positive(field: str, value: Any, maximum: float) -> None:
 
 def _check_non_negative(field: str, value: Any, maximum: float = float("inf")) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf") or value > maximum:
-        _fail(field, value, "a finite number >= 0" if maximum == float("inf") else f"a number between 0 and {maximum:g}")
+        _fail(field, value, "a finite number >= 0" + ("" if maximum == float("inf") else f" and <= {maximum:g}"))
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
