@@ -118,7 +118,7 @@ def run_notebooks(
                     log_output=False,
                     execution_timeout=cell_timeout,
                     start_timeout=120,
-                    kernel_manager_class=PatientKernelManager,
+                    kernel_manager_class=_logged_kernels(PatientKernelManager, (out / KERNEL_LOG).resolve()),
                 )
             except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
                 status, error = "failed", _one_line(exc)
@@ -131,6 +131,22 @@ def run_notebooks(
             rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
             bar.update(expected.get(name, 60))
     return pd.DataFrame(rows)
+
+
+KERNEL_LOG = "kernels.log"  # the kernels' own stderr (their warnings; the traceback of a kernel cut short)
+
+
+def _logged_kernels(manager_class, log: Path):
+    """A kernel manager class whose kernels write their stderr to `log` instead of the terminal, so
+    that an interrupted run ends with its one line, not with the kernel's traceback."""
+
+    class LoggedKernelManager(manager_class):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "a") as handle:  # the kernel keeps its own copy of the descriptor
+                kw["stderr"] = handle
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
 
 
 def mark_interrupted(path: Path) -> None:
