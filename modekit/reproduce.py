@@ -172,7 +172,7 @@ def _kernel_environment(threads: int | None, out: Path):
     """Kernels inherit this process's environment: while they run, OMP_NUM_THREADS is set and
     MODEKIT_STORE names the report's results store (the library then reuses what an earlier,
     interrupted run of the same report stored); the environment is restored after."""
-    changes = {ENV_STORE: str((out / STORE_NAME).resolve()), ENV_RUN: os.environ.get(ENV_RUN) or uuid.uuid4().hex}
+    changes = {ENV_STORE: str((out / STORE_NAME).resolve()), ENV_RUN: os.environ.get(ENV_RUN) or uuid.uuid4().hex}  # reproduce sets the run
     if threads is not None:
         changes["OMP_NUM_THREADS"] = str(threads)
     previous = {k: os.environ.get(k) for k in changes}
@@ -214,7 +214,7 @@ def reproduce(
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
     parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads}
-    run = uuid.uuid4().hex
+    run, previous_run = uuid.uuid4().hex, os.environ.get(ENV_RUN)
     os.environ[ENV_RUN] = run
     try:
         runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
@@ -225,7 +225,10 @@ def reproduce(
         write_report(out, runs, profile, time.perf_counter() - start, parameters, complete=False, reuse=_reuse(out, run))
         raise
     finally:
-        os.environ.pop(ENV_RUN, None)
+        if previous_run is None:
+            os.environ.pop(ENV_RUN, None)
+        else:
+            os.environ[ENV_RUN] = previous_run
     report = write_report(out, runs, profile, time.perf_counter() - start, parameters, reuse=_reuse(out, run))
     return report, runs
 
