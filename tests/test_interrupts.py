@@ -32,10 +32,16 @@ def stored(path) -> int:
         return 0
 
 
+def _default_sigint():
+    """A background job of a non-interactive shell (as CI may start pytest) ignores SIGINT, and a
+    child inherits that: give the child the default, so that Ctrl-C reaches it as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_after(args, cwd, store, rows: int, sig) -> subprocess.CompletedProcess:
     """Run modekit in its own process group; send `sig` to the group once the store holds `rows` results."""
     child = subprocess.Popen([sys.executable, "-m", "modekit", *args], cwd=cwd, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                             stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_default_sigint)  # fmt: skip
     deadline = time.time() + 300
     while stored(store) < rows and child.poll() is None and time.time() < deadline:
         time.sleep(0.1)
