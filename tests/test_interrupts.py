@@ -16,7 +16,22 @@ import nbformat
 import pandas as pd
 
 TIMING = ["train_seconds"]  # wall times differ between any two runs; everything else must not
-SWEEP = ["sweep", "--dataset", "wine", "--alphas", "0,0.1,1", "--seeds", "2", "--epochs", "10", "--vectorise", "no", "--out"]
+SWEEP = [
+    "sweep",
+    "--dataset",
+    "wine",
+    "--alphas",
+    "0,0.1,1",
+    "--seeds",
+    "3",
+    "--epochs",
+    "40",
+    "--patience",
+    "0",
+    "--vectorise",
+    "no",
+    "--out",
+]
 REPRODUCE = ["reproduce", "--only", "00_quickstart", "--out"]
 
 
@@ -58,7 +73,7 @@ def last_line(text: str) -> str:
 def test_sweep_interrupted_by_int_term_and_kill_resumes_to_the_uninterrupted_result(tmp_path):
     assert modekit(*SWEEP, "whole", cwd=tmp_path).returncode == 0
     store = tmp_path / "cut" / "results.sqlite"
-    pattern = r"interrupted: (\d+) of 6 results kept in cut; rerun the same command to resume"
+    pattern = r"interrupted: (\d+) of 9 results kept in cut; rerun the same command to resume"
     ctrl_c = interrupt_after([*SWEEP, "cut"], tmp_path, store, 2, signal.SIGINT)
     assert ctrl_c.returncode == 130 and re.fullmatch(pattern, last_line(ctrl_c.stderr)), ctrl_c.stderr
     assert "Traceback" not in ctrl_c.stderr and int(re.fullmatch(pattern, last_line(ctrl_c.stderr))[1]) == stored(store)
@@ -67,9 +82,9 @@ def test_sweep_interrupted_by_int_term_and_kill_resumes_to_the_uninterrupted_res
     killed = interrupt_after([*SWEEP, "cut"], tmp_path, store, stored(store) + 1, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     kept = stored(store)
-    assert 4 <= kept < 6
+    assert 4 <= kept < 9
     resumed = modekit(*SWEEP, "cut", cwd=tmp_path)
-    assert resumed.returncode == 0 and f"reused {kept}, computed {6 - kept}" in resumed.stderr, resumed.stderr
+    assert resumed.returncode == 0 and f"reused {kept}, computed {9 - kept}" in resumed.stderr, resumed.stderr
     whole, cut = (pd.read_csv(tmp_path / name / "results.csv").drop(columns=TIMING) for name in ("whole", "cut"))
     pd.testing.assert_frame_equal(cut, whole)
 
