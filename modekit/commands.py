@@ -4,14 +4,27 @@ through the library and prints the result. The parser and the error handling are
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from pathlib import Path
 
 from . import data as datasets
 from .config import ModelConfig, TrainConfig
 from .errors import UserError
-from .profiles import DOMAINS, PROFILES
+from .profiles import ALPHA_GRID, DOMAINS, MOE_WEIGHT_DECAY, PROFILES
+from .store import RESULTS_MARKER, STORE_NAME, check_out_folder, mark_out_folder, to_json, using_store
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's signal handler so that a run stops as cleanly as on Ctrl-C (exit 143)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupted command; the message says what was kept and how to resume."""
+
+    def __init__(self, message: str, terminated: bool):
+        super().__init__(message)
+        self.terminated = terminated
 
 
 def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
@@ -30,33 +43,66 @@ def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
 
 
 def _load(args, seed: int = 0):
+    csv_options = {k: getattr(args, k, None) for k in ("sep", "encoding") if getattr(args, k, None) is not None}
     if args.dataset.startswith("csv:"):
         if not args.target:
             raise UserError(f"--dataset {args.dataset} needs --target COLUMN (the label column)")
-        return datasets.load(args.dataset, seed=seed, target=args.target)
-    if args.target:
-        raise UserError("--target is only for --dataset csv:PATH")
+        return datasets.load(args.dataset, seed=seed, target=args.target, **csv_options)
+    for option in ("target", *csv_options):
+        if getattr(args, option, None):
+            raise UserError(f"--{option} is only for --dataset csv:PATH (not for --dataset {args.dataset})")
     return datasets.load(args.dataset, seed=seed)
 
 
-def _check_new_file(path: Path | None) -> None:
-    if path is not None and path.exists():
-        raise UserError(f"--out {path}: the file exists; choose a new name (modekit never overwrites results)")
+def _prepare_out(args, command: str) -> None:
+    """Check --out before any work: a new folder or one modekit made (resumed); marked as the kit's."""
+    if args.out is None:
+        return
+    if args.out.suffix.lower() in (".csv", ".txt", ".json") and not args.out.is_dir():
+        raise UserError(f"--out {str(args.out)!r} names a file: --out is a folder (results.csv and the results store go inside it)")
+    check_out_folder(args.out, RESULTS_MARKER)
+    mark_out_folder(args.out, RESULTS_MARKER, command)
+
+
+@contextlib.contextmanager
+def _resumable(args, total: int, kind: str = "model"):
+    """The --out folder's results store serves the library inside; afterwards the command says how
+    many results it reused and computed, and an interrupt says how many were kept."""
+    if args.out is None:
+        try:
+            yield None
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted(
+                "interrupted: nothing kept (no --out); pass --out DIR to make a run resumable", _was_term(interrupt)
+            ) from None
+        return
+    with using_store(args.out / STORE_NAME, fresh=args.fresh) as store:
+        try:
+            yield store
+        except KeyboardInterrupt as interrupt:
+            kept = sum(store.counts(kind))
+            raise Interrupted(
+                f"interrupted: {kept} of {total} results kept in {args.out}; rerun the same command to resume", _was_term(interrupt)
+            ) from None
+        reused, computed = store.counts(kind)
+        print(f"results store {args.out / STORE_NAME}: reused {reused}, computed {computed}", file=sys.stderr)
+
+
+def _was_term(interrupt: KeyboardInterrupt) -> bool:
+    return isinstance(interrupt, Terminated)
 
 
 def _list_of(option: str, text: str, allowed, what: str) -> list[str]:
-    """A comma-separated option's values, each one of `allowed`."""
-    values = [v for v in text.split(",") if v]
+    """A comma-separated option's values, each one of `allowed`, at least one, none repeated."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise UserError(f"{option} {text!r} is not allowed: give at least one of {', '.join(allowed)}")
     for value in values:
         if value not in allowed:
             raise UserError(f"{option}: {value!r} is not {what}; choose from {', '.join(allowed)}")
+        if values.count(value) > 1:
+            raise UserError(f"{option}: {value!r} is repeated; give each {what} once")
     return values
-
-
-def _check_new_folder(path: Path | None) -> None:
-    if path is not None and path.exists() and (not path.is_dir() or any(path.iterdir())):
-        what = "a file" if not path.is_dir() else "not empty"
-        raise UserError(f"--out {path}: the path is {what}; choose a new folder (modekit never overwrites results)")
 
 
 def cmd_train(args) -> int:
@@ -66,7 +112,7 @@ def cmd_train(args) -> int:
     result = train(_load(args, args.seed), model_config, train_config)
     summary = {"dataset": args.dataset, **result.summary()}
     if args.json:
-        print(json.dumps(summary))
+        print(to_json(summary))
     else:
         for key, value in summary.items():
             print(f"{key:>15}: {value}")
@@ -74,22 +120,23 @@ def cmd_train(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    _check_new_file(args.out)
     from .population import summarise, sweep_configs, train_population
     from .train import results_frame
 
     model_config, base = _configs(args, 0.0, 0)
     data = _load(args)
     configs = sweep_configs(base, args.alphas, args.seeds)
+    _prepare_out(args, "sweep")
     vectorise = {"auto": "auto", "yes": True, "no": False}[args.vectorise]
-    results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty())
+    with _resumable(args, len(configs)):
+        results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty())
     table = results_frame(results, dataset=data.name)
     print(f"{data.name}: test accuracy per alpha over seeds {args.seeds}")
     for row in summarise(table).itertuples():
         print(f"  alpha={row.alpha:<8g} {100 * row.mean:6.2f} +- {100 * (row.std if row.count > 1 else 0):.2f} %  (n={row.count})")
     if args.out:
-        table.to_csv(args.out, index=False)
-        print(f"results: {args.out}")
+        table.to_csv(args.out / "results.csv", index=False)
+        print(f"results: {args.out / 'results.csv'}")
     return 0
 
 
@@ -126,23 +173,23 @@ def cmd_bench(args) -> int:
     report = run_bench(args.device) if args.section in ("all", "train") else {}
     if args.section in ("all", "ones"):
         report["ones_inference"] = ones_bench(args.device)
-    print(json.dumps(report) if args.json else format_bench(report))
+    print(to_json(report) if args.json else format_bench(report))
     return 0
 
 
 def cmd_ones(args) -> int:
     from .gathering import METHODS
-    from .ones_experiment import run_ones, summarise_ones
+    from .ones_experiment import ONES_UNIT, run_ones, summarise_ones
 
     methods = _list_of("--methods", args.methods, METHODS, "a gathering method")
-    _check_new_folder(args.out)
     data = _load(argparse.Namespace(dataset=args.dataset, target=None))  # checks the name before any training
     base = TrainConfig(epochs=args.epochs, device=args.device, progress=False)
+    _prepare_out(args, "ones")
     source = args.dataset if not args.dataset.startswith("csv:") else data  # by name: each seed its own split
-    results = run_ones(source, methods, args.seeds, base, base.replace(epochs=args.kd_epochs), mode_alpha=args.mode_alpha)
+    with _resumable(args, len(args.seeds), kind=ONES_UNIT):
+        results = run_ones(source, methods, args.seeds, base, base.replace(epochs=args.kd_epochs), mode_alpha=args.mode_alpha)
     summary, warning = summarise_ones(results)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out / "results.csv", index=False)
         summary.to_csv(args.out / "summary.csv", index=False)
     if args.json:
@@ -169,7 +216,7 @@ def cmd_ones(args) -> int:
             "benefit_meaningful": warning is None,
             "warning": warning,
         }
-        print(json.dumps(report))
+        print(to_json(report))
     else:
         print(f"OneS on {data.name}: test accuracy over seeds {args.seeds} ('% of MoE benefit preserved' from the means)\n")
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -179,13 +226,23 @@ def cmd_ones(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .report import scorecard_table
-    from .reproduce import reproduce
+    from .report import STATUS_FILE, scorecard_table
+    from .reproduce import NOTEBOOKS, default_out, reproduce
 
-    notebooks = [n for n in args.only.split(",") if n] if args.only else None
-    report, runs = reproduce(
-        args.profile, args.out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads
-    )
+    notebooks = _list_of("--only", args.only, NOTEBOOKS, "a notebook") if args.only is not None else None
+    out = args.out or default_out()
+    try:
+        report, runs = reproduce(
+            args.profile, out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads
+        )
+    except KeyboardInterrupt as interrupt:
+        status = json.loads((out / STATUS_FILE).read_text()) if (out / STATUS_FILE).is_file() else {}
+        kept = status.get("results", {}).get("stored", 0)
+        raise Interrupted(
+            f"interrupted: {status.get('completed', 0)} of {status.get('notebooks', len(notebooks or NOTEBOOKS))} notebooks and "
+            f"{kept} results kept in {out} (report marked incomplete); rerun the same command to resume",
+            _was_term(interrupt),
+        ) from None
     print(runs.to_string(index=False))
     from .claims import scorecard
 
@@ -204,32 +261,21 @@ def cmd_reproduce(args) -> int:
 def cmd_compare(args) -> int:
     import time
 
-    from .compare import compare_moe_mode, format_summary, summarise_comparison, sweet_spots
+    from .compare import format_summary, summarise_comparison, sweet_spots
 
     domains = _list_of("--domains", args.domains, DOMAINS, "a domain")
-    _check_new_folder(args.out)
     profile = PROFILES[args.profile]
-    chosen = args.datasets.split(",") if args.datasets else None
+    chosen = _list_of("--datasets", args.datasets, sorted(datasets.CATALOGUE), "a dataset") if args.datasets is not None else None
     model_config = ModelConfig(gate=args.gate, top_k=args.top_k)
+    plan = {d: [n for n in chosen if datasets.CATALOGUE[n][0] == d] if chosen else profile["datasets"][d] for d in domains}
+    if not any(plan.values()):
+        raise UserError(f"--datasets {args.datasets}: none of them is in --domains {args.domains}; nothing to run")
+    per_seed = {d: 2 * len(ALPHA_GRID[d][: len(MOE_WEIGHT_DECAY)]) + (0 if args.no_baselines else 2) for d in domains}
+    total = sum(len(names) * len(args.seeds) * per_seed[d] for d, names in plan.items())
+    _prepare_out(args, "compare")
     start, frames = time.perf_counter(), []
-    for domain in domains:
-        names = [n for n in chosen if datasets.CATALOGUE.get(n, (domain,))[0] == domain] if chosen else profile["datasets"][domain]
-        if not names:
-            continue
-        base = TrainConfig(epochs=args.epochs or profile["epochs"][domain], device=args.device, progress=False)
-        frames.append(
-            compare_moe_mode(
-                names,
-                args.seeds,
-                model_config=model_config,
-                train_config=base,
-                progress=sys.stderr.isatty(),
-                baselines=not args.no_baselines,
-                max_train=args.max_train or profile.get("max_train", {}).get(domain),
-                max_val=profile.get("max_val", {}).get(domain),
-                load_options=profile.get("load_options"),
-            )
-        )
+    with _resumable(args, total):
+        frames = [_compare_domain(args, profile, model_config, domain, names) for domain, names in plan.items() if names]
     import pandas as pd
 
     results = pd.concat(frames, ignore_index=True)
@@ -245,12 +291,28 @@ def cmd_compare(args) -> int:
     )
     print(text)
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.out / "results.csv", index=False)
         summary.to_csv(args.out / "summary.csv", index=False)
         (args.out / "summary.txt").write_text(text + "\n")
         print(f"\nresults: {args.out}/results.csv, summary.csv, summary.txt")
     return 0
+
+
+def _compare_domain(args, profile, model_config, domain: str, names: list[str]):
+    from .compare import compare_moe_mode
+
+    base = TrainConfig(epochs=args.epochs or profile["epochs"][domain], device=args.device, progress=False)
+    return compare_moe_mode(
+        names,
+        args.seeds,
+        model_config=model_config,
+        train_config=base,
+        progress=sys.stderr.isatty(),
+        baselines=not args.no_baselines,
+        max_train=args.max_train or profile.get("max_train", {}).get(domain),
+        max_val=profile.get("max_val", {}).get(domain),
+        load_options=profile.get("load_options"),
+    )
 
 
 COMMANDS = {

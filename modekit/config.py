@@ -23,19 +23,30 @@ def _fail(field: str, value: Any, allowed: str) -> None:
     raise UserError(f"{field}={value!r} is not allowed: {field} must be {allowed}")
 
 
-def _check_int(field: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(field, value, f"an integer >= {minimum}")
+# Upper bounds of sizes and counts (ours): far above any useful value, below what ends in an
+# out-of-memory error or an overflow deep inside torch (memory is also checked per model: train.py)
+MAX_EXPERTS = 1024
+MAX_WIDTH = 65536  # hidden and output widths, d_model
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_SEED = 2**32 - 1  # numpy's and sklearn's seeds are 32-bit
+MAX_LR = 10.0  # Adam steps above this only diverge
+MAX_ALPHA = 1e6
 
 
-def _check_positive(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        _fail(field, value, "a number > 0")
+def _check_int(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        _fail(field, value, f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}"))
 
 
-def _check_non_negative(field: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-        _fail(field, value, "a finite number >= 0")
+def _check_positive(field: str, value: Any, maximum: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
+        _fail(field, value, f"a number > 0 and <= {maximum:g}")
+
+
+def _check_non_negative(field: str, value: Any, maximum: float = float("inf")) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf") or value > maximum:
+        _fail(field, value, "a finite number >= 0" + ("" if maximum == float("inf") else f" and <= {maximum:g}"))
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -80,18 +91,18 @@ class ModelConfig(_Config):
     def __post_init__(self):
         _check_int("n_features", self.n_features, 1)
         _check_int("n_classes", self.n_classes, 2)
-        _check_int("n_experts", self.n_experts, 1)
-        _check_int("expert_hidden", self.expert_hidden, 1)
-        _check_int("expert_out", self.expert_out, 1)
+        _check_int("n_experts", self.n_experts, 1, MAX_EXPERTS)
+        _check_int("expert_hidden", self.expert_hidden, 1, MAX_WIDTH)
+        _check_int("expert_out", self.expert_out, 1, MAX_WIDTH)
         check_choice("gate", self.gate, GATES)
         _check_int("top_k", self.top_k, 1)
         if self.gate == "topk" and self.top_k > self.n_experts:
             _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
         check_choice("distill_among", self.distill_among, DISTILL_AMONG)
-        _check_int("tower_hidden", self.tower_hidden, 0)
+        _check_int("tower_hidden", self.tower_hidden, 0, MAX_WIDTH)
         check_choice("backbone", self.backbone, BACKBONES)
         for name in ("d_model", "n_heads", "n_layers", "patch_size", "max_length"):
-            _check_int(name, getattr(self, name), 1)
+            _check_int(name, getattr(self, name), 1, MAX_WIDTH)
         if self.d_model % self.n_heads:
             _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
         # shapes set from the dataset (model_config_for) are checked when they are known
@@ -126,12 +137,12 @@ class TrainConfig(_Config):
     progress: bool = True  # tqdm progress bar over epochs
 
     def __post_init__(self):
-        _check_non_negative("alpha", self.alpha)
+        _check_non_negative("alpha", self.alpha, MAX_ALPHA)
         _check_non_negative("balance_coef", self.balance_coef)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_positive("lr", self.lr)
+        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        _check_positive("lr", self.lr, MAX_LR)
         _check_non_negative("weight_decay", self.weight_decay)
-        _check_int("patience", self.patience, 0)
-        _check_int("seed", self.seed, 0)
+        _check_int("patience", self.patience, 0, MAX_EPOCHS)
+        _check_int("seed", self.seed, 0, MAX_SEED)
         check_choice("device", self.device, DEVICES)

@@ -25,12 +25,14 @@ from .nn import model_config_for, moe_layers
 from .objectives import SWITCH_RECIPE, DistillationObjective, teacher_kl
 from .profiles import MODE_ALPHA
 from .stats import Evidence, benefit_preserved, judge
+from .store import active_store, data_checksum
 from .train import evaluate, train
 
 TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
 # distillation epochs per student: the dense model's budget, so that a student is never compared with
 # a dense model that trained longer than it did (ours)
 KD_EPOCHS = TEACHER_EPOCHS
+ONES_UNIT = "ones_seed"  # the store's kind for one seed of the OneS experiment
 TEACHER = {
     "tabular": ModelConfig(gate="topk", top_k=2),
     "image": ModelConfig(backbone="vit", gate="topk", top_k=2),
@@ -75,12 +77,25 @@ def run_ones(
         raise UserError("seeds=[] is not allowed: give at least one seed")
     base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
     kd = kd_config or base  # the same epochs as the dense model from scratch
-    rows = []
+    rows, store = [], active_store()
     for seed in tqdm(list(seeds), desc="OneS seeds", disable=not progress, leave=False):
         data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data
         if max_train:
             data_seed = data_seed.subsample_train(max_train, seed=seed)
-        rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
+        if store is None:
+            rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
+            continue
+        # one seed of the experiment is one unit of the store (its models are stored too, one by one)
+        unit = {"seed": seed, "methods": list(methods), "train": base.replace(progress=False), "kd": kd.replace(progress=False),
+                "mode_alpha": mode_alpha, "expert_hidden": expert_hidden}  # fmt: skip
+        key = store.key(ONES_UNIT, unit, data_checksum(data_seed))
+        stored = store.get(key, ONES_UNIT)
+        if stored is None:
+            seed_rows = _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
+            store.put(key, ONES_UNIT, unit, {"rows": seed_rows}, label=f"seed={seed}")
+        else:
+            seed_rows = stored["metrics"]["rows"]
+        rows += seed_rows
     name = data if isinstance(data, str) else data.name
     return pd.DataFrame(rows).assign(dataset=name)
 

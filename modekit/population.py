@@ -27,7 +27,20 @@ from .device import autocast, resolve_device, tf32_allowed
 from .errors import UserError
 from .nn import build_model, model_config_for
 from .objectives import mode_loss
-from .train import EVAL_BATCH, EpochTracker, TrainResult, make_optimizer, step_metrics, train
+from .store import active_store, data_checksum
+from .train import (
+    EVAL_BATCH,
+    UNIT,
+    EpochTracker,
+    TrainResult,
+    check_fits_memory,
+    make_optimizer,
+    save_result,
+    step_metrics,
+    stored_result,
+    train,
+    unit_config,
+)
 
 # fields that may differ between members of one vectorised population
 PER_MEMBER_FIELDS = ("alpha", "seed")
@@ -61,8 +74,22 @@ def train_population(
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
         return [train(data, model_config, c) for c in members]
+    check_fits_memory(full_config, len(configs))
+    store = active_store()
+    if store is None:
+        with tf32_allowed(device):
+            return _train_vectorised(data, full_config, configs, device, progress)
+    # stored per member, reused only as a whole: the members share one draw of gate noise
+    units = [unit_config(full_config, c, device, vectorised=True) for c in configs]
+    keys = [store.key(UNIT, unit, data_checksum(data)) for unit in units]
+    if all(store.peek(key) is not None for key in keys):
+        return [stored_result(store, key, data, full_config, c, device) for key, c in zip(keys, configs)]
     with tf32_allowed(device):
-        return _train_vectorised(data, full_config, configs, device, progress)
+        results = _train_vectorised(data, full_config, configs, device, progress)
+    rng_state = torch.get_rng_state()
+    for key, unit, result in zip(keys, units, results):
+        save_result(store, key, unit, result, rng_state)
+    return results
 
 
 def _check_shared(configs: list[TrainConfig]) -> TrainConfig:

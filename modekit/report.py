@@ -14,21 +14,42 @@ from .claims import scorecard
 from .provenance import provenance
 from .stats import RULE
 
+STATUS_FILE = "status.json"  # complete or not, notebooks per status, results reused / computed
 
-def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float, parameters: dict | None = None) -> Path:
+
+def write_report(
+    out: Path,
+    runs: pd.DataFrame,
+    profile: str,
+    wall: float,
+    parameters: dict | None = None,
+    complete: bool = True,
+    reuse: dict | None = None,
+) -> Path:
     """report.md and report.html: run table, scorecard with its rule, every figure and table, and
-    provenance.json (what is needed to rerun it)."""
+    provenance.json (what is needed to rerun it); status.json says whether the run completed. An
+    interrupted run's report says so at its top: its scorecard covers only the notebooks that ran."""
+    counts = runs.status.value_counts().to_dict()
+    status = {"complete": complete, "notebooks": len(runs), "completed": int(counts.get("ok", 0)) + int(counts.get("failed", 0)),
+              "status": {k: int(v) for k, v in counts.items()}, "results": reuse or {}}  # fmt: skip
+    (out / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     card = scorecard(out)
     card.to_csv(out / "scorecard.csv", index=False)
     runs.to_csv(out / "runs.csv", index=False)
     record = provenance(profile, parameters or {}, runs)
     (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    warning = "" if complete else (
+        f"**INCOMPLETE: the run was interrupted after {status['completed']} of {len(runs)} notebooks; "
+        "rerun the same command to resume.**"
+    )  # fmt: skip
+    stored = f"Results store: reused {reuse['reused']}, computed {reuse['computed']}." if reuse else ""
     shown = scorecard_table(card)
     figures = sorted(out.glob("*/*.png"))
     tables = sorted(out.glob("*/*.csv"))
     markdown = [
         f"# modekit reproduction report ({profile} profile)",
-        f"\nGenerated {datetime.datetime.now():%Y-%m-%d %H:%M}, wall time {wall:.0f} s.\n",
+        *([f"\n{warning}"] if warning else []),
+        f"\nGenerated {datetime.datetime.now():%Y-%m-%d %H:%M}, wall time {wall:.0f} s. {stored}\n",
         "## Notebooks\n",
         runs.to_markdown(index=False),
         "\n## Scorecard\n",
@@ -46,7 +67,9 @@ def write_report(out: Path, runs: pd.DataFrame, profile: str, wall: float, param
         "<!doctype html><html><head><meta charset='utf-8'><title>modekit reproduction report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}.failed{color:#b00}</style></head><body>",
-        f"<h1>modekit reproduction report ({html.escape(profile)} profile)</h1><p>wall time {wall:.0f} s</p>",
+        f"<h1>modekit reproduction report ({html.escape(profile)} profile)</h1>",
+        f"<p class='failed'><b>{html.escape(warning.strip('*'))}</b></p>" if warning else "",
+        f"<p>wall time {wall:.0f} s. {html.escape(stored)}</p>",
         "<h2>Notebooks</h2>",
         runs.to_html(index=False, classes="runs"),
         "<h2>Scorecard</h2>",

@@ -14,6 +14,7 @@ import datetime
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from .errors import UserError
 from .profiles import PROFILES
 from .report import write_report
 from .resources import HOW_TO_GET, folder
+from .store import ENV_RUN, ENV_STORE, STORE_NAME, ResultsStore, check_out_folder
 
 NOTEBOOK_DIR = folder("notebooks")  # the wheel's packaged notebooks, else the checkout's
 NOTEBOOKS = ["00_quickstart", "01_narrow_vision", "02_alpha_sensitivity", "03_expert_probing", "04_ones_svd_gathering", "05_reproduction"]
@@ -34,21 +36,14 @@ def default_out() -> Path:
 
 
 def prepare_out(out: Path, force: bool) -> Path:
-    """A new or empty report folder, marked as the kit's. `force` replaces an earlier report (a
-    folder holding REPORT_MARKER) and nothing else: a folder the kit did not make is never deleted."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"out={str(out)!r} is a file, not a folder: choose a folder for the report")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"out={str(out)!r} exists and is not empty: choose a new folder, or pass force=True (--force) to replace it")
-        if not (out / REPORT_MARKER).is_file():
-            raise UserError(
-                f"out={str(out)!r} is not a modekit report (no {REPORT_MARKER} file in it): force=True (--force) replaces only "
-                "a folder an earlier `reproduce` made; choose a new folder"
-            )
+    """A new or empty report folder, marked as the kit's, checked before any work. An earlier report
+    (a folder holding REPORT_MARKER) is resumed: its results store serves the rerun; `force` replaces
+    it instead (everything recomputed). A folder the kit did not make is never written to or deleted;
+    a file, a path under a file or a folder that cannot be written is refused."""
+    if check_out_folder(out, REPORT_MARKER, option="out") and force:
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / REPORT_MARKER).write_text("made by `modekit reproduce`; --force may replace this folder\n")
+        out.mkdir(parents=True)
+    (out / REPORT_MARKER).write_text("made by `modekit reproduce`; a rerun with the same --out resumes, --force replaces it\n")
     return out
 
 
@@ -56,6 +51,7 @@ def prepare_out(out: Path, force: bool) -> Path:
 # full-profile cells train on real data). Also bounds papermill's final wait for the kernel
 # (nteract/papermill#711). Replies a poll missed are picked up by PatientKernelManager.
 CELL_TIMEOUT_S = {"fast": 900, "laptop": 3600, "full": 6 * 3600}
+MAX_CELL_TIMEOUT_S = 7 * 24 * 3600  # whole seconds (nbclient's timeouts are integers): a week at most
 # CPU threads of each notebook's kernel (OMP_NUM_THREADS; None: torch's default, one per core). The
 # fast profile's models are tiny: on an idle 2-core CPU a second thread gains ~5%, and on cores that
 # something else is using, two spinning threads per process made training 8x slower than one.
@@ -80,8 +76,10 @@ def check_options(profile: str, notebooks=None, cell_timeout: float | None = Non
             shipped = f"; it ships with modekit: {HOW_TO_GET}" if name in NOTEBOOKS else ""
             raise UserError(f"notebook {name!r} not found in {NOTEBOOK_DIR}: choose from {', '.join(NOTEBOOKS)}{shipped}")
     cell_timeout = CELL_TIMEOUT_S[profile] if cell_timeout is None else cell_timeout
-    if not cell_timeout > 0:
-        raise UserError(f"cell_timeout={cell_timeout!r} is not allowed: it must be a positive number of seconds")
+    if isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int) or not 1 <= cell_timeout <= MAX_CELL_TIMEOUT_S:
+        raise UserError(
+            f"cell_timeout={cell_timeout!r} is not allowed: it must be a whole number of seconds between 1 and {MAX_CELL_TIMEOUT_S}"
+        )
     threads = KERNEL_THREADS[profile] if threads is None else threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads={threads!r} is not allowed: it must be a positive integer (CPU threads per notebook kernel)")
@@ -107,7 +105,7 @@ def run_notebooks(
     total = sum(expected.get(name, 60) for name in notebooks)
     bar = tqdm(total=total, desc=f"{profile} reproduction", unit="s", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of work [{elapsed}<{remaining}]{postfix}")  # fmt: skip
-    with _kernel_threads(threads), bar:
+    with _kernel_environment(threads, out), bar:
         for name in notebooks:
             bar.set_postfix_str(name)
             start, status, error = time.perf_counter(), "ok", ""
@@ -122,28 +120,73 @@ def run_notebooks(
                     log_output=False,
                     execution_timeout=cell_timeout,
                     start_timeout=120,
-                    kernel_manager_class=PatientKernelManager,
+                    kernel_manager_class=_logged_kernels(PatientKernelManager, (out / KERNEL_LOG).resolve()),
                 )
             except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
                 status, error = "failed", _one_line(exc)
+            except KeyboardInterrupt as interrupt:  # Ctrl-C / SIGTERM: this notebook is marked interrupted, the rest not run
+                mark_interrupted(out / f"{name}.ipynb")
+                rows.append({"notebook": name, "status": "interrupted", "seconds": round(time.perf_counter() - start, 1), "error": ""})
+                rows += [{"notebook": n, "status": "not run", "seconds": 0.0, "error": ""} for n in notebooks[len(rows) :]]
+                interrupt.runs = pd.DataFrame(rows)
+                raise
             rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
             bar.update(expected.get(name, 60))
     return pd.DataFrame(rows)
 
 
+KERNEL_LOG = "kernels.log"  # the kernels' own stderr (their warnings; the traceback of a kernel cut short)
+
+
+def _logged_kernels(manager_class, log: Path):
+    """A kernel manager class whose kernels write their stderr to `log` instead of the terminal, so
+    that an interrupted run ends with its one line, not with the kernel's traceback."""
+
+    class LoggedKernelManager(manager_class):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "a") as handle:  # the kernel keeps its own copy of the descriptor
+                kw["stderr"] = handle
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
+def mark_interrupted(path: Path) -> None:
+    """papermill labels every cell that never ran `completed` when a run ends early: label those
+    `pending` again, the running one `interrupted`, and the notebook itself interrupted."""
+    import nbformat
+
+    if not path.is_file():
+        return
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        state = cell.metadata.get("papermill", {})
+        if state.get("status") == "running":
+            state["status"] = "interrupted"
+        elif state.get("status") == "completed" and not state.get("end_time"):
+            state["status"] = "pending"
+    notebook.metadata.setdefault("papermill", {}).update({"exception": True, "interrupted": True})
+    nbformat.write(notebook, path)
+
+
 @contextlib.contextmanager
-def _kernel_threads(threads: int | None):
-    """Kernels inherit this process's environment: set OMP_NUM_THREADS while they start, then restore it."""
-    previous = os.environ.get("OMP_NUM_THREADS")
+def _kernel_environment(threads: int | None, out: Path):
+    """Kernels inherit this process's environment: while they run, OMP_NUM_THREADS is set and
+    MODEKIT_STORE names the report's results store (the library then reuses what an earlier,
+    interrupted run of the same report stored); the environment is restored after."""
+    changes = {ENV_STORE: str((out / STORE_NAME).resolve()), ENV_RUN: os.environ.get(ENV_RUN) or uuid.uuid4().hex}  # reproduce sets the run
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+        changes["OMP_NUM_THREADS"] = str(threads)
+    previous = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _one_line(exc: Exception) -> str:
@@ -164,10 +207,41 @@ def reproduce(
     threads: int | None = None,
 ) -> tuple[Path, pd.DataFrame]:
     # validated once, before prepare_out may replace a report
+    """Run the notebooks into `out` and write the report; returns (report.md, runs table).
+
+    A rerun with the same `out` resumes: the library in the kernels reuses the results an earlier
+    run stored in out/results.sqlite. On Ctrl-C / SIGTERM a partial report, marked incomplete in its
+    page and in status.json, is written before the interrupt goes on (its `runs` attribute: the table)."""
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
-    runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
     parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads}
-    report = write_report(out, runs, profile, time.perf_counter() - start, parameters)
+    run, previous_run = uuid.uuid4().hex, os.environ.get(ENV_RUN)
+    os.environ[ENV_RUN] = run
+    try:
+        runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
+    except KeyboardInterrupt as interrupt:
+        runs = getattr(interrupt, "runs", None)
+        if runs is None:
+            runs = pd.DataFrame([{"notebook": n, "status": "not run", "seconds": 0.0, "error": ""} for n in notebooks])
+        write_report(out, runs, profile, time.perf_counter() - start, parameters, complete=False, reuse=_reuse(out, run))
+        raise
+    finally:
+        if previous_run is None:
+            os.environ.pop(ENV_RUN, None)
+        else:
+            os.environ[ENV_RUN] = previous_run
+    report = write_report(out, runs, profile, time.perf_counter() - start, parameters, reuse=_reuse(out, run))
     return report, runs
+
+
+def _reuse(out: Path, run: str) -> dict:
+    """How many results this run reused from the report's store and how many it computed."""
+    if not (out / STORE_NAME).is_file():
+        return {"reused": 0, "computed": 0, "stored": 0}
+    store = ResultsStore(out / STORE_NAME, run=run)
+    try:
+        reused, computed = store.counts()
+        return {"reused": reused, "computed": computed, "stored": len(store)}
+    finally:
+        store.close()

@@ -10,6 +10,7 @@ which populations share. On CUDA: bf16 autocast, fused AdamW, TF32 inside the ru
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass
 
@@ -21,9 +22,10 @@ from tqdm.auto import tqdm
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
-from .errors import NonFiniteLossError
+from .errors import NonFiniteLossError, UserError
 from .nn import build_model, model_config_for
 from .objectives import MoDEObjective, StepLoss, mode_loss
+from .store import ResultsStore, active_store, data_checksum, pack_state, unpack_state
 
 EVAL_BATCH = 4096
 METRICS = ("task_loss", "distillation_loss", "accuracy")
@@ -193,6 +195,14 @@ def train(
     model_config = model_config_for(data, model_config)
     device = resolve_device(config.device)
     objective = (objective or MoDEObjective(config.alpha, config.balance_coef)).prepare(device)
+    check_fits_memory(model_config)
+    store = active_store()
+    if store is not None:  # a finished unit of an earlier, interrupted run is reused
+        unit = unit_config(model_config, config, device, objective=objective, start=model)
+        key = store.key(UNIT, unit, data_checksum(data))
+        stored = stored_result(store, key, data, model_config, config, device, model)
+        if stored is not None:
+            return stored
     with tf32_allowed(device):
         torch.manual_seed(config.seed)  # gate noise
         model = (model or build_model(model_config, config.seed)).to(device)
@@ -210,7 +220,65 @@ def train(
             if tracker.finished:
                 break
         model.load_state_dict(best_state)
-        return tracker.result(0, model, data, model_config, time.perf_counter() - start, device)
+        result = tracker.result(0, model, data, model_config, time.perf_counter() - start, device)
+    if store is not None:
+        save_result(store, key, unit, result)
+    return result
+
+
+UNIT = "model"  # the store's kind for one trained model
+MEMORY_FRACTION = 0.5  # a model (weights, gradients, two Adam moments) may use at most this share of the machine's memory
+
+
+def check_fits_memory(model_config: ModelConfig, members: int = 1) -> None:
+    """Refuse, naming the sizes, a model whose training state would not fit in memory (counted on
+    the meta device: nothing is allocated)."""
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in build_model(model_config, 0).parameters())
+    needed = 4 * 4 * parameters * members  # float32 weights, gradients and two Adam moments
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound
+        return
+    if needed > MEMORY_FRACTION * available:
+        raise UserError(
+            f"n_experts={model_config.n_experts}, expert_hidden={model_config.expert_hidden} (x {members} model(s)) is not allowed: "
+            f"{parameters * members:,} parameters need {needed / 2**30:.1f} GiB to train, more than half of this machine's "
+            f"{available / 2**30:.1f} GiB; use fewer or smaller experts"
+        )
+
+
+def unit_config(model_config: ModelConfig, config: TrainConfig, device, objective=None, start=None, vectorised: bool = False) -> dict:
+    """What decides one trained model: the store's key is a hash of it (progress bars do not count)."""
+    training = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device")}
+    return {"model": model_config.to_dict(), "train": training, "device": str(device), "objective": objective,
+            "start": start, "vectorised": vectorised}  # fmt: skip
+
+
+def save_result(store: ResultsStore, key: str, unit: dict, result: TrainResult, rng_state: torch.Tensor | None = None) -> None:
+    """One trained model into the store: its summary, history, weights and the RNG state after training."""
+    metrics = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "train_seconds": result.train_seconds,
+               "val_accuracy": result.val_accuracy, "test_accuracy": result.test_accuracy, "device": result.device}  # fmt: skip
+    state = pack_state({"model": result.model.state_dict(), "rng": torch.get_rng_state() if rng_state is None else rng_state})
+    label = f"alpha={result.train_config.alpha} seed={result.train_config.seed} experts={result.model_config.n_experts}"
+    store.put(key, UNIT, unit, metrics, result.history.to_dict("records"), state, label)
+
+
+def stored_result(store: ResultsStore, key: str, data, model_config, config, device, model=None, count: bool = True):
+    """The stored TrainResult of `key` (weights loaded into `model` or a new one, RNG state restored), or None."""
+    row = store.peek(key)
+    if row is None:
+        return None
+    if count:
+        store.reuse(key, UNIT)
+    state = unpack_state(row["state"], device)
+    model = (model or build_model(model_config, config.seed)).to(device)
+    model.load_state_dict(state["model"])
+    torch.set_rng_state(state["rng"])
+    m = row["metrics"]
+    history = pd.DataFrame(row["history"])
+    return TrainResult(model, history, config, model_config, m["best_epoch"], m["epochs_run"], m["train_seconds"], m["val_accuracy"],
+                       m["test_accuracy"], m["device"])  # fmt: skip
 
 
 def results_frame(results: list[TrainResult], **columns) -> pd.DataFrame:

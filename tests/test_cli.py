@@ -40,19 +40,21 @@ def test_user_mistakes_exit_2_with_one_line(args, message):
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
 
 
-def test_sweep_prints_per_alpha_and_never_overwrites(tmp_path):
-    target = tmp_path / "results.csv"
-    out = run("sweep", "--dataset", "wine", "--alphas", "0,0.1", "--seeds", "0,1", "--epochs", "2", "--out", str(target))
+def test_sweep_prints_per_alpha_and_resumes_from_its_folder(tmp_path):
+    target = tmp_path / "sweep"
+    args = ("sweep", "--dataset", "wine", "--alphas", "0,0.1", "--seeds", "0,1", "--epochs", "2", "--out", str(target))
+    out = run(*args)
     assert out.returncode == 0, out.stderr
-    assert "alpha=0 " in out.stdout and "alpha=0.1" in out.stdout
+    assert "alpha=0 " in out.stdout and "alpha=0.1" in out.stdout and "reused 0, computed 4" in out.stderr
     import pandas as pd
 
-    table = pd.read_csv(target)
+    table = pd.read_csv(target / "results.csv")
     assert len(table) == 4 and set(table.alpha) == {0.0, 0.1}
-    before = target.read_text()
-    again = run("sweep", "--dataset", "wine", "--alphas", "0", "--seeds", "0", "--epochs", "1", "--out", str(target))
-    assert again.returncode == 2 and "exists" in again.stderr
-    assert target.read_text() == before
+    again = run(*args)  # the same --out: every model comes from the store, the table is the same
+    assert again.returncode == 0 and "reused 4, computed 0" in again.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(target / "results.csv"), table)
+    fresh = run(*args, "--fresh")
+    assert fresh.returncode == 0 and "reused 0, computed 4" in fresh.stderr
 
 
 def test_compare_rejects_bad_domain_and_non_empty_out(tmp_path):

@@ -22,8 +22,9 @@ def test_force_never_deletes_a_folder_the_kit_did_not_make(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "thesis.txt").write_text("two years of work")
-    with pytest.raises(mk.UserError, match="is not a modekit report"):
-        batch.prepare_out(folder, force=True)
+    for force in (True, False):
+        with pytest.raises(mk.UserError, match="was not made by modekit"):
+            batch.prepare_out(folder, force=force)
     assert (folder / "thesis.txt").read_text() == "two years of work"
 
 
@@ -31,6 +32,8 @@ def test_force_replaces_an_earlier_report(tmp_path):
     report = batch.prepare_out(tmp_path / "report", force=False)
     (report / "old.md").write_text("old")
     assert (report / batch.REPORT_MARKER).is_file()
+    resumed = batch.prepare_out(report, force=False)  # the same --out again: resumed, nothing deleted
+    assert (resumed / "old.md").read_text() == "old"
     again = batch.prepare_out(report, force=True)
     assert not (again / "old.md").exists() and (again / batch.REPORT_MARKER).is_file()
 
@@ -38,7 +41,7 @@ def test_force_replaces_an_earlier_report(tmp_path):
 def test_out_that_is_a_file_is_refused(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("keep")
-    with pytest.raises(mk.UserError, match="is a file, not a folder"):
+    with pytest.raises(mk.UserError, match="is a file"):
         batch.prepare_out(path, force=True)
     assert path.read_text() == "keep"
 

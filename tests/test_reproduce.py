@@ -44,12 +44,11 @@ def test_fast_report_has_every_notebook_figure_and_claim(fast_report):
     assert (out / "report.html").read_text().count("<img") == len(list(out.glob("*/*.png")))
 
 
-def test_existing_report_is_not_overwritten(fast_report, tmp_path):
+def test_fast_report_is_complete_and_its_results_are_stored(fast_report):
     out, _, _ = fast_report
-    before = (out / "report.md").read_text()
-    with pytest.raises(ValueError, match="exists and is not empty"):
-        batch.reproduce("fast", out, notebooks=["00_quickstart"], progress=False)
-    assert (out / "report.md").read_text() == before
+    status = json.loads((out / "status.json").read_text())
+    assert status["complete"] is True and status["completed"] == len(batch.NOTEBOOKS)
+    assert status["results"]["computed"] >= status["results"]["stored"] > 0  # a new report computes and stores every result
 
 
 def test_failing_notebook_is_reported_and_the_others_run(tmp_path, monkeypatch):

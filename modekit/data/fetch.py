@@ -7,6 +7,7 @@ never overwritten. Never called by the tests with a real address.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -42,15 +43,29 @@ def fetch(name: str, sources: dict[str, str] | None = None) -> list[Path]:
         if target.exists():
             written.append(target)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-            with urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, handle)
+        written.append(_download(url, target, expected.get(relative, {}).get("sha256")))
+    return written
+
+
+def _download(url: str, target: Path, want: str | None) -> Path:
+    """One file, through a temporary file beside the target: a failed, interrupted or mismatching
+    download leaves nothing behind (neither the temporary file nor a folder made for it)."""
+    made = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False)
+    try:
+        with handle, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, handle)
         actual = sha256(Path(handle.name))
-        want = expected.get(relative, {}).get("sha256")
         if want and actual != want:
-            os.unlink(handle.name)
             raise DataFileError(f"download of {url} has sha256 {actual}, expected {want}: deleted, nothing written")
         os.replace(handle.name, target)
-        written.append(target)
-    return written
+        return target
+    except BaseException as error:
+        Path(handle.name).unlink(missing_ok=True)
+        for folder in made:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, OSError):  # URLError, HTTPError, timeouts, a full disk
+            raise DataFileError(f"download of {url} failed ({getattr(error, 'reason', error)}): nothing written") from None
+        raise

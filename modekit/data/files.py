@@ -79,8 +79,8 @@ def cached(name: str, source_hashes: list[str], options: dict, build: Callable[[
         try:
             with np.load(target, allow_pickle=False) as stored:
                 return {k: stored[k] for k in stored.files}
-        except (OSError, ValueError):
-            pass  # an unreadable cache entry is rebuilt below
+        except Exception:  # a truncated or corrupted entry (BadZipFile, EOFError, KeyError, ...) is rebuilt below
+            pass
     arrays = build()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

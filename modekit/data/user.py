@@ -5,10 +5,19 @@ class, ragged CSV rows, X / y of different lengths, NaN or inf values (row and c
 `impute` asks for the documented treatment:
     impute="median": numeric NaN -> training-split median; categorical NaN -> its own category
     impute="drop":   rows with any NaN / inf are dropped before splitting
+Column names that appear twice are refused by name (a second `label` column would leak the label
+into the features). Columns that look like dates or identifiers (every value distinct: an ID, a
+running number, a timestamp) are **left out of the features with a warning naming them**: one-hot
+encoding them gives one useless column per row. List such a column in `categorical` to keep it.
+CSV files: `sep` and `encoding` are read_csv's; a file that looks like another separator or another
+encoding gets an error that says which to pass. A directory, a missing or an unreadable file is
+named as such.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +28,42 @@ from .dataset import Dataset
 from .tabular import table_dataset
 
 IMPUTE = (None, "median", "drop")
+SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+ID_NAME = re.compile(r"(^|[_ .-])(id|uuid|guid|index|key)$|^unnamed: ?\d+$", re.IGNORECASE)
+MIN_ROWS_FOR_ID = 20  # below this, "every value distinct" says nothing
+
+
+def _looks_like_dates(values: pd.Series) -> bool:
+    sample = values.dropna().astype(str).str.strip().drop_duplicates().head(200)
+    if sample.empty or sample.str.fullmatch(r"[-+]?\d+(\.\d*)?").all():  # plain numbers are not dates
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= 0.9 and sample.str.contains(r"\d").all()
+
+
+def identifier_columns(features: pd.DataFrame, keep=()) -> dict[str, str]:
+    """Feature columns that look like dates or identifiers -> why (columns in `keep` are never listed)."""
+    found = {}
+    n = len(features)
+    for column in features.columns:
+        if column in keep:
+            continue
+        values = features[column]
+        distinct = values.nunique(dropna=True) == n and n >= MIN_ROWS_FOR_ID
+        if pd.api.types.is_datetime64_any_dtype(values):
+            found[column] = "dates"
+        elif not pd.api.types.is_numeric_dtype(values):
+            if _looks_like_dates(values):
+                found[column] = "dates"
+            elif distinct:
+                found[column] = "an identifier: every value distinct"
+        elif distinct and pd.api.types.is_integer_dtype(values):
+            ordered = np.sort(values.to_numpy())
+            if ID_NAME.search(str(column)) or (ordered[-1] - ordered[0] == n - 1):
+                found[column] = "an identifier: distinct integers" + (" in a running sequence" if ordered[-1] - ordered[0] == n - 1 else "")
+    return found
 
 
 def _first_bad_cell(frame: pd.DataFrame) -> tuple[int, str] | None:
@@ -46,6 +91,9 @@ def from_dataframe(
         raise UserError(f"impute={impute!r} is not allowed: impute must be None, 'median' or 'drop'")
     if len(frame) == 0:
         raise UserError(f"{where} has no rows: a dataset needs at least one row per class")
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise UserError(f"{where}: column name(s) {', '.join(map(repr, repeated))} appear more than once; give every column a unique name")
     if target not in frame.columns:
         raise UserError(f"target={target!r} is not a column of {where}: columns are {', '.join(map(str, frame.columns))}")
     for column in categorical or []:
@@ -56,6 +104,15 @@ def from_dataframe(
         row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])
         raise UserError(f"{where}: the target column {target!r} is empty at row {row} (0-based data row)")
     features = frame.drop(columns=[target])
+    left_out = identifier_columns(features, keep=categorical or ())
+    if left_out and len(left_out) < features.shape[1]:
+        warnings.warn(
+            f"{where}: column(s) {', '.join(f'{c!r} ({why})' for c, why in left_out.items())} left out of the features; "
+            "list a column in categorical=[...] to keep it",
+            UserWarning,
+            stacklevel=2,
+        )
+        features = features.drop(columns=list(left_out))
     if features.shape[1] == 0:
         raise UserError(f"{where} has no feature columns besides target={target!r}")
     numeric = features.select_dtypes(include="number").columns
@@ -93,18 +150,74 @@ def from_dataframe(
     return data
 
 
-def from_csv(path, target: str, categorical: list[str] | None = None, impute: str | None = None, seed: int = 0, **read_options) -> Dataset:
-    """Read a CSV (never modified); see `from_dataframe` for the checks."""
+def from_csv(
+    path,
+    target: str,
+    categorical: list[str] | None = None,
+    impute: str | None = None,
+    seed: int = 0,
+    sep: str = ",",
+    encoding: str | None = None,
+    **read_options,
+) -> Dataset:
+    """Read a CSV (never modified); see `from_dataframe` for the checks. `encoding` None: UTF-8
+    (with or without a byte-order mark)."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise UserError(f"CSV file {str(path)!r} is a directory, not a file: give the path of a .csv file")
+    if not path.exists():
         raise UserError(f"CSV file {str(path)!r} not found")
+    if not isinstance(sep, str) or not sep:
+        raise UserError(f"sep={sep!r} is not allowed: give the column separator, e.g. ',', ';' or '\\t'")
+    options = {"sep": sep, "encoding": encoding or "utf-8-sig", "skipinitialspace": True, **read_options}
     try:
-        frame = pd.read_csv(path, skipinitialspace=True, **read_options)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, **{**options, "skipinitialspace": True}).iloc[0]
+        frame = pd.read_csv(path, **options)
     except pd.errors.EmptyDataError:
         raise UserError(f"CSV file {path} is empty: no header and no rows") from None
     except pd.errors.ParserError as error:  # ragged rows: 'Expected 3 fields in line 5, saw 4'
-        raise UserError(f"CSV file {path} is malformed: {str(error).strip()}") from None
+        raise UserError(f"CSV file {path} is malformed: {str(error).strip()}{_separator_hint(path, sep, options['encoding'])}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(
+            f"CSV file {path} is not {encoding or 'UTF-8'} text ({error.reason} at byte {error.start}); {_encoding_hint(path)}"
+        ) from None
+    except LookupError as error:  # an unknown encoding name
+        raise UserError(f"encoding={encoding!r} is not allowed: {error}; give a Python codec name such as utf-8 or latin-1") from None
+    except OSError as error:
+        raise UserError(f"CSV file {path} cannot be read: {error.strerror or error}") from None
+    names = [str(v).strip() for v in header]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(
+            f"CSV file {path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; give every column a unique name"
+        )
+    if target not in frame.columns:
+        hint = _separator_hint(path, sep, options["encoding"])
+        if hint:
+            raise UserError(f"target={target!r} is not a column of CSV file {path}{hint}")
     return from_dataframe(frame, target, name=path.stem, categorical=categorical, impute=impute, seed=seed, where=f"CSV file {path}")
+
+
+def _separator_hint(path: Path, sep: str, encoding: str) -> str:
+    """'; the file looks semicolon-separated: pass sep=';' (CLI: --sep ';')' when the header says so."""
+    try:
+        with open(path, encoding=encoding, errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return ""
+    counts = {s: first.count(s) for s in SEPARATORS if s != sep}
+    best = max(counts, key=counts.get) if counts else None
+    if best is None or counts[best] == 0 or first.count(sep) >= counts[best]:
+        return ""
+    api, cli = ("'\\t'", "$'\\t'") if best == "\t" else (repr(best), repr(best))
+    return f": the file looks {SEPARATORS[best]}-separated (header {first.strip()[:80]!r}); pass sep={api} (CLI: --sep {cli})"
+
+
+def _encoding_hint(path: Path) -> str:
+    start = path.read_bytes()[:4]
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file starts with a UTF-16 byte-order mark: pass encoding='utf-16' (CLI: --encoding utf-16)"
+    return "it looks like a Latin-1 / Windows-1252 file: pass encoding='latin-1' (CLI: --encoding latin-1) or the file's own encoding"
 
 
 def from_arrays(X, y, name: str = "arrays", feature_names: list[str] | None = None, impute: str | None = None, seed: int = 0) -> Dataset:
