@@ -59,8 +59,8 @@ KERNEL_THREADS = {"fast": 1, "laptop": 1, "full": None}
 # Seconds each notebook took on this project's 2-core CPU (one thread): the progress bar counts in
 # these, so its rate and time left are in seconds of work, not in notebooks of unequal length.
 EXPECTED_SECONDS = {
-    "fast": {"00_quickstart": 9, "01_narrow_vision": 9, "02_alpha_sensitivity": 17, "03_expert_probing": 18,
-             "04_ones_svd_gathering": 38, "05_reproduction": 199},
+    "fast": {"00_quickstart": 10, "01_narrow_vision": 15, "02_alpha_sensitivity": 20, "03_expert_probing": 25,
+             "04_ones_svd_gathering": 34, "05_reproduction": 157},
     "laptop": {"00_quickstart": 14, "01_narrow_vision": 11, "02_alpha_sensitivity": 93, "03_expert_probing": 48,
                "04_ones_svd_gathering": 192, "05_reproduction": 1290},
 }  # fmt: skip

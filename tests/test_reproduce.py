@@ -16,23 +16,31 @@ from modekit.claims import CLAIMS, OVERHEAD, record, scorecard
 from modekit.stats import VERDICTS
 
 
+# The regenerated report runs three of the six notebooks: every notebook already runs under nbval and
+# in the browser tests, and a third full run cost CI about 6 minutes. The whole fast report is the
+# README's main command (ci/reproduce.sh).
+REPORTED = ["00_quickstart", "02_alpha_sensitivity", "03_expert_probing"]
+
+
 @pytest.fixture(scope="module")
 def fast_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "fast"
-    report, runs = batch.reproduce("fast", out, progress=False)
+    report, runs = batch.reproduce("fast", out, notebooks=REPORTED, progress=False)
     return out, report, runs
 
 
 def test_fast_report_has_every_notebook_figure_and_claim(fast_report):
     out, report, runs = fast_report
-    assert list(runs.notebook) == batch.NOTEBOOKS
+    assert list(runs.notebook) == REPORTED
     assert (runs.status == "ok").all(), runs[runs.status != "ok"].to_string()
-    for name in batch.NOTEBOOKS:
+    for name in REPORTED:
         executed = nbformat.read(out / f"{name}.ipynb", as_version=4)
         assert executed.metadata["papermill"]["parameters"]["FAST"] is True
         assert list((out / name).glob("*.png")), f"{name} wrote no figure"
     card = pd.read_csv(out / "scorecard.csv")
-    assert set(card.verdict) <= {*VERDICTS, OVERHEAD}  # none 'not run'
+    ran = card.notebook.isin(REPORTED)
+    assert set(card[ran].verdict) <= {*VERDICTS, OVERHEAD}  # every claim of a notebook that ran has a verdict
+    assert (card[~ran].verdict == "not run").all() and len(card[~ran])
     summary = card[card.scope == "all"]
     assert list(summary.claim) == [c.id for c in CLAIMS]
     reproduced = card[card.verdict == "reproduced"]
@@ -47,7 +55,7 @@ def test_fast_report_has_every_notebook_figure_and_claim(fast_report):
 def test_fast_report_is_complete_and_its_results_are_stored(fast_report):
     out, _, _ = fast_report
     status = json.loads((out / "status.json").read_text())
-    assert status["complete"] is True and status["completed"] == len(batch.NOTEBOOKS)
+    assert status["complete"] is True and status["completed"] == len(REPORTED)
     assert status["results"]["computed"] >= status["results"]["stored"] > 0  # a new report computes and stores every result
 
 
