@@ -1,6 +1,7 @@
 """Datasets: `load(name, seed=...)` returns a `Dataset` with train / val / test tensors.
 
-- embedded (no files): `subtasks`, `subtasks2d` (synthetic, hidden sub-task label), `digits`,
+- embedded (no files): `subtasks`, `subtasks2d`, `multiview`, `clustered_subtasks` (synthetic,
+  hidden sub-task label, designed so the papers' phenomena can happen: docs/method.md §5), `digits`,
   `wine`, `breast_cancer` (scikit-learn), `digits8x8` (digits as 8x8 images), `synthtext`
   (synthetic two-topic text);
 - real sets from the data directory (`$MODEKIT_DATA`, default ./data; see `catalogue()`):
