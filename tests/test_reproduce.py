@@ -15,7 +15,6 @@ from modekit import reproduce as batch
 from modekit.claims import CLAIMS, OVERHEAD, record, scorecard
 from modekit.stats import VERDICTS
 
-
 # The regenerated report runs three of the six notebooks: every notebook already runs under nbval and
 # in the browser tests, and a third full run cost CI about 6 minutes. The whole fast report is the
 # README's main command (ci/reproduce.sh).
