@@ -61,8 +61,8 @@ KERNEL_THREADS = {"fast": 1, "laptop": 1, "full": None}
 EXPECTED_SECONDS = {
     "fast": {"00_quickstart": 10, "01_narrow_vision": 15, "02_alpha_sensitivity": 20, "03_expert_probing": 25,
              "04_ones_svd_gathering": 34, "05_reproduction": 157},
-    "laptop": {"00_quickstart": 14, "01_narrow_vision": 11, "02_alpha_sensitivity": 93, "03_expert_probing": 48,
-               "04_ones_svd_gathering": 192, "05_reproduction": 1290},
+    "laptop": {"00_quickstart": 10, "01_narrow_vision": 13, "02_alpha_sensitivity": 71, "03_expert_probing": 53,
+               "04_ones_svd_gathering": 167, "05_reproduction": 1095},
 }  # fmt: skip
 
 
