@@ -95,7 +95,7 @@ class ModelConfig(_Config):
         _check_int("expert_hidden", self.expert_hidden, 1, MAX_WIDTH)
         _check_int("expert_out", self.expert_out, 1, MAX_WIDTH)
         check_choice("gate", self.gate, GATES)
-        _check_int("top_k", self.top_k, 1)
+        _check_int("top_k", self.top_k, 1, MAX_EXPERTS)
         if self.gate == "topk" and self.top_k > self.n_experts:
             _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
         check_choice("distill_among", self.distill_among, DISTILL_AMONG)

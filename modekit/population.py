@@ -82,8 +82,9 @@ def train_population(
     # stored per member, reused only as a whole: the members share one draw of gate noise
     units = [unit_config(full_config, c, device, vectorised=True) for c in configs]
     keys = [store.key(UNIT, unit, data_checksum(data)) for unit in units]
-    if all(store.peek(key) is not None for key in keys):
-        return [stored_result(store, key, data, full_config, c, device) for key, c in zip(keys, configs)]
+    rows = [store.peek(key) for key in keys]
+    if all(row is not None for row in rows):
+        return [stored_result(store, key, row, full_config, c, device) for key, row, c in zip(keys, rows, configs)]
     with tf32_allowed(device):
         results = _train_vectorised(data, full_config, configs, device, progress)
     rng_state = torch.get_rng_state()

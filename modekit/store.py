@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS uses (run TEXT NOT NULL, key TEXT NOT NULL, kind TEXT
 """
 
 
+@functools.cache  # looked up for every key and write; the installed version does not change in a run
 def kit_version() -> str:
     try:
         return metadata.version("modekit")

@@ -200,9 +200,9 @@ def train(
     if store is not None:  # a finished unit of an earlier, interrupted run is reused
         unit = unit_config(model_config, config, device, objective=objective, start=model)
         key = store.key(UNIT, unit, data_checksum(data))
-        stored = stored_result(store, key, data, model_config, config, device, model)
-        if stored is not None:
-            return stored
+        row = store.peek(key)
+        if row is not None:
+            return stored_result(store, key, row, model_config, config, device, model)
     with tf32_allowed(device):
         torch.manual_seed(config.seed)  # gate noise
         model = (model or build_model(model_config, config.seed)).to(device)
@@ -264,13 +264,10 @@ def save_result(store: ResultsStore, key: str, unit: dict, result: TrainResult, 
     store.put(key, UNIT, unit, metrics, result.history.to_dict("records"), state, label)
 
 
-def stored_result(store: ResultsStore, key: str, data, model_config, config, device, model=None, count: bool = True):
-    """The stored TrainResult of `key` (weights loaded into `model` or a new one, RNG state restored), or None."""
-    row = store.peek(key)
-    if row is None:
-        return None
-    if count:
-        store.reuse(key, UNIT)
+def stored_result(store: ResultsStore, key: str, row: dict, model_config, config, device, model=None):
+    """The TrainResult stored in `row` (store.peek(key)): weights loaded into `model` or a new one,
+    RNG state restored, and the reuse counted."""
+    store.reuse(key, UNIT)
     state = unpack_state(row["state"], device)
     model = (model or build_model(model_config, config.seed)).to(device)
     model.load_state_dict(state["model"])

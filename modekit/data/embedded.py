@@ -31,7 +31,7 @@ def load_subtasks(seed: int = 0, **knobs) -> Dataset:
 def load_multiview(seed: int = 0, **knobs) -> Dataset:
     """Two redundant views per class; sub-task A mostly sees view A, B view B (see `make_multiview`)."""
     X, y, subtask = make_multiview(seed=seed, **knobs)
-    width = 2
+    width = (X.shape[1] - 1) // 2  # [cue, view A, view B]
     return tabular_dataset(
         "multiview",
         X,

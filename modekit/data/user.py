@@ -214,7 +214,8 @@ def _separator_hint(path: Path, sep: str, encoding: str) -> str:
 
 
 def _encoding_hint(path: Path) -> str:
-    start = path.read_bytes()[:4]
+    with open(path, "rb") as handle:  # the first bytes only: the file may be large
+        start = handle.read(4)
     if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "the file starts with a UTF-16 byte-order mark: pass encoding='utf-16' (CLI: --encoding utf-16)"
     return "it looks like a Latin-1 / Windows-1252 file: pass encoding='latin-1' (CLI: --encoding latin-1) or the file's own encoding"
