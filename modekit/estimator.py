@@ -31,7 +31,9 @@ class MoDEClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters: alpha (distillation strength, >= 0), n_experts, gate ("dense" or "topk"), top_k
     (experts per sample for "topk"), epochs (maximum), lr, batch_size, validation_fraction (share of
-    the fit data held out for early stopping, in [0, 1); 0 trains on everything for `epochs` epochs),
+    the fit data held out for early stopping, in [0, 1); 0 trains on everything for `epochs` epochs
+    and scores the training data as validation, so `model_` is the epoch with the best training
+    accuracy and `validation_score_` a training accuracy),
     random_state (None, an int or a RandomState), device ("auto", "cpu", "cuda").
 
     Fitted attributes: classes_, n_features_in_, feature_names_in_ (for DataFrames), model_ (the
