@@ -16,6 +16,7 @@ from torch.func import stack_module_state
 
 from .config import ModelConfig, TrainConfig
 from .device import autocast, resolve_device, synchronize
+from .executors import available_cores
 from .nn import build_model
 from .objectives import mode_loss
 from .population import vectorised_functions
@@ -145,6 +146,12 @@ def format_bench(report: dict) -> str:
         lines.append("")
         for name, value in report["ratios"].items():
             lines.append(f"{name:<34} {value:>13.2f}x")
+    if "workers" in report:
+        w = report["workers"]
+        lines += ["", f"CPU population: {w['models']} models of {w['dataset']}, {w['epochs']} epochs, local process pools, "
+                      f"one torch thread per worker ({w['cores']} cores); tables identical: {w['tables_identical']}"]  # fmt: skip
+        lines += [f"{n + ' worker(s)':<34} {v:>10.3f} models/s" for n, v in w["models_per_second"].items()]
+        lines += [f"{'speedup ' + name.replace('_', ' '):<34} {v:>9.2f}x" for name, v in w["speedup"].items()]
     if "ones_inference" in report:
         lines += [
             "",
@@ -157,3 +164,59 @@ def format_bench(report: dict) -> str:
                 f"{row['speedup']:>7.2f}x {row['flop_ratio_bound']:>10.2f}x"
             )
     return "\n".join(lines)
+
+
+def _warm_up(_: int) -> int:
+    """A unit that only imports the training code: started workers are then ready to train."""
+    from . import population  # noqa: F401
+
+    return 0
+
+
+def workers_bench(workers=(1, 2), models: int = 8, epochs: int = 30, dataset: str = "letter") -> dict:
+    """A CPU population of `models` models (one alpha, `models` seeds) trained in local process pools
+    of each size in `workers`, one torch thread per worker: models/s per pool from one run, the same
+    population each time (the pools are started and warmed up before the clock starts). The tables
+    are checked equal, as the executors promise."""
+    import time
+
+    from .data import load
+    from .executors import map_units, process_pool
+    from .population import sweep_configs, train_population
+    from .train import results_frame
+
+    data = _letter_or_embedded() if dataset == "letter" else load(dataset, seed=0)
+    configs = sweep_configs(TrainConfig(epochs=epochs, patience=0, progress=False, device="cpu"), [0.1], range(models))
+    rows, tables = {}, []
+    for n in workers:
+        pool = process_pool(n)
+        try:
+            map_units(pool, _warm_up, [(i,) for i in range(n)])
+            start = time.perf_counter()
+            results = train_population(data, None, configs, vectorise=False, progress=False, executor=pool)
+            rows[n] = models / (time.perf_counter() - start)
+        finally:
+            pool.shutdown()
+        tables.append(results_frame(results).drop(columns="train_seconds"))
+    identical = all(t.equals(tables[0]) for t in tables[1:])
+    return {
+        "dataset": data.name,
+        "models": models,
+        "epochs": epochs,
+        "cores": available_cores(),
+        "models_per_second": {str(n): round(v, 3) for n, v in rows.items()},
+        "speedup": {f"{n}_over_{workers[0]}": round(rows[n] / rows[workers[0]], 3) for n in workers[1:]},
+        "tables_identical": identical,
+    }
+
+
+def _letter_or_embedded():
+    """Letter (16 features, 26 classes: the tabular shape of the laptop profile) when its files are
+    under MODEKIT_DATA, else the embedded digits table."""
+    from .data import load
+    from .errors import UserError
+
+    try:
+        return load("letter", seed=0).subsample_train(4000, seed=0)
+    except UserError:
+        return load("digits", seed=0)

@@ -19,6 +19,7 @@ from .commands import COMMANDS, Interrupted, Terminated
 from .config import GATES, MAX_ALPHA, MAX_BATCH, MAX_EPOCHS, MAX_EXPERTS, MAX_LR, MAX_SEED, ModelConfig, TrainConfig
 from .device import DEVICES
 from .errors import NonFiniteLossError, UserError
+from .executors import DEFAULT_TIMEOUT_MIN, EXECUTORS, MAX_WORKERS
 from .gathering import METHODS
 from .ones_experiment import KD_EPOCHS, TEACHER_EPOCHS
 from .profiles import DOMAINS, PROFILES
@@ -104,8 +105,29 @@ def _seeds(text: str) -> list[int]:
 SEEDS_HELP = "a count (3 = seeds 0,1,2) or a comma-separated list (0,4,7)"
 MAX_SEEDS = 1000
 MAX_CELL_TIMEOUT_S = 7 * 24 * 3600
+MAX_JOB_MINUTES = 30 * 24 * 60
 OUT_HELP = "output folder (new, or one modekit made: a rerun resumes from its results store)"
 FRESH_HELP = "recompute every result even if the --out folder's store has it"
+
+
+def _workers(text: str) -> int | str:
+    return "auto" if text == "auto" else _integer("workers", 1, MAX_WORKERS)(text)
+
+
+def _add_scale_out(parser: argparse.ArgumentParser) -> None:
+    """Where the command's units (populations, dataset x seed, OneS seeds) run (docs/scaling.md)."""
+    parser.add_argument("--workers", type=_workers, default="auto", metavar="N|auto",
+                        help="local worker processes, one torch thread each (auto: one per core on the CPU, 1 on CUDA); "
+                             "with a submitit --executor: the most jobs queued or running at once (auto: 16)")  # fmt: skip
+    parser.add_argument("--executor", choices=EXECUTORS, default="pool",
+                        help="pool: local processes; slurm: one SLURM job per unit through submitit (pip install 'modekit[cluster]'); "
+                             "submitit-local / submitit-debug: submitit's local and in-process executors (for testing)")  # fmt: skip
+    parser.add_argument("--slurm-partition", help="SLURM partition (--executor slurm)")
+    parser.add_argument("--slurm-time", type=_integer("slurm_time", 1, MAX_JOB_MINUTES), default=DEFAULT_TIMEOUT_MIN, metavar="MINUTES",
+                        help=f"time limit of one job, in minutes (submitit executors; default {DEFAULT_TIMEOUT_MIN})")  # fmt: skip
+    parser.add_argument("--slurm-gpus", type=_integer("slurm_gpus", 0, 64), metavar="N", help="GPUs per job (submitit executors)")
+    parser.add_argument("--slurm-cpus", type=_integer("slurm_cpus", 1, 1024), metavar="N", help="CPUs per job (submitit executors)")
+    parser.add_argument("--slurm-mem", type=_integer("slurm_mem", 1, 65536), metavar="GB", help="memory per job in GB (submitit executors)")
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +166,7 @@ def _add_train_and_sweep(commands) -> None:
     sweep.add_argument("--seeds", type=_seeds, default=[0, 1, 2, 3, 4], help=SEEDS_HELP)
     sweep.add_argument("--vectorise", choices=("auto", "yes", "no"), default="auto")
     _add_out(sweep)
+    _add_scale_out(sweep)
 
 
 def _add_data_and_bench(commands) -> None:
@@ -155,7 +178,8 @@ def _add_data_and_bench(commands) -> None:
     fetch.add_argument("name")
     bench = commands.add_parser("bench", help="train-step throughput, and OneS teacher vs student inference speed")
     bench.add_argument("--device", choices=DEVICES, default=TRAINING.device)
-    bench.add_argument("--section", choices=("all", "train", "ones"), default="all")
+    bench.add_argument("--section", choices=("all", "train", "ones", "workers"), default="all",
+                       help="train: step throughput; ones: OneS inference; workers: a CPU population in 1 vs 2 local workers")  # fmt: skip
     bench.add_argument("--json", action="store_true")
 
 
@@ -172,6 +196,7 @@ def _add_ones(commands) -> None:
     ones.add_argument("--device", choices=DEVICES, default=TRAINING.device)
     ones.add_argument("--json", action="store_true")
     _add_out(ones)
+    _add_scale_out(ones)
 
 
 def _add_compare(commands) -> None:
@@ -189,6 +214,7 @@ def _add_compare(commands) -> None:
     compare.add_argument("--no-baselines", action="store_true", help="skip the two dense baselines")
     compare.add_argument("--device", choices=DEVICES, default=TRAINING.device)
     _add_out(compare)
+    _add_scale_out(compare)
 
 
 def _add_reproduce(commands) -> None:

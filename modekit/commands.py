@@ -88,6 +88,32 @@ def _resumable(args, total: int, kind: str = "model"):
         print(f"results store {args.out / STORE_NAME}: reused {reused}, computed {computed}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _executor(args, units: int):
+    """The executor --executor / --workers ask for (None: one process here), closed afterwards."""
+    from .device import resolve_device
+    from .executors import close_executor, make_executor
+
+    if args.slurm_partition and args.executor != "slurm":
+        raise UserError(f"--slurm-partition is only for --executor slurm (not --executor {args.executor})")
+    executor = make_executor(
+        args.executor,
+        args.workers,
+        resolve_device(args.device).type,
+        units,
+        folder=args.out / "submitit" if args.out else None,
+        timeout_min=args.slurm_time,
+        partition=args.slurm_partition,
+        gpus_per_node=args.slurm_gpus,
+        cpus_per_task=args.slurm_cpus,
+        mem_gb=args.slurm_mem,
+    )
+    try:
+        yield executor
+    finally:
+        close_executor(executor)
+
+
 def _was_term(interrupt: KeyboardInterrupt) -> bool:
     return isinstance(interrupt, Terminated)
 
@@ -128,8 +154,8 @@ def cmd_sweep(args) -> int:
     configs = sweep_configs(base, args.alphas, args.seeds)
     _prepare_out(args, "sweep")
     vectorise = {"auto": "auto", "yes": True, "no": False}[args.vectorise]
-    with _resumable(args, len(configs)):
-        results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty())
+    with _resumable(args, len(configs)), _executor(args, len(configs)) as executor:
+        results = train_population(data, model_config, configs, vectorise=vectorise, progress=sys.stderr.isatty(), executor=executor)
     table = results_frame(results, dataset=data.name)
     print(f"{data.name}: test accuracy per alpha over seeds {args.seeds}")
     for row in summarise(table).itertuples():
@@ -168,11 +194,13 @@ def cmd_notebooks(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_bench, ones_bench, run_bench
+    from .bench import format_bench, ones_bench, run_bench, workers_bench
 
     report = run_bench(args.device) if args.section in ("all", "train") else {}
     if args.section in ("all", "ones"):
         report["ones_inference"] = ones_bench(args.device)
+    if args.section in ("all", "workers"):
+        report["workers"] = workers_bench()
     print(to_json(report) if args.json else format_bench(report))
     return 0
 
@@ -186,8 +214,9 @@ def cmd_ones(args) -> int:
     base = TrainConfig(epochs=args.epochs, device=args.device, progress=False)
     _prepare_out(args, "ones")
     source = args.dataset if not args.dataset.startswith("csv:") else data  # by name: each seed its own split
-    with _resumable(args, len(args.seeds), kind=ONES_UNIT):
-        results = run_ones(source, methods, args.seeds, base, base.replace(epochs=args.kd_epochs), mode_alpha=args.mode_alpha)
+    with _resumable(args, len(args.seeds), kind=ONES_UNIT), _executor(args, len(args.seeds)) as executor:
+        kd = base.replace(epochs=args.kd_epochs)
+        results = run_ones(source, methods, args.seeds, base, kd, mode_alpha=args.mode_alpha, executor=executor)
     summary, warning = summarise_ones(results)
     if args.out:
         results.to_csv(args.out / "results.csv", index=False)
@@ -274,8 +303,9 @@ def cmd_compare(args) -> int:
     total = sum(len(names) * len(args.seeds) * per_seed[d] for d, names in plan.items())
     _prepare_out(args, "compare")
     start, frames = time.perf_counter(), []
-    with _resumable(args, total):
-        frames = [_compare_domain(args, profile, model_config, domain, names) for domain, names in plan.items() if names]
+    units = sum(len(names) for names in plan.values()) * len(args.seeds)
+    with _resumable(args, total), _executor(args, units) as executor:
+        frames = [_compare_domain(args, profile, model_config, domain, names, executor) for domain, names in plan.items() if names]
     import pandas as pd
 
     results = pd.concat(frames, ignore_index=True)
@@ -298,7 +328,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def _compare_domain(args, profile, model_config, domain: str, names: list[str]):
+def _compare_domain(args, profile, model_config, domain: str, names: list[str], executor):
     from .compare import compare_moe_mode
 
     base = TrainConfig(epochs=args.epochs or profile["epochs"][domain], device=args.device, progress=False)
@@ -312,6 +342,7 @@ def _compare_domain(args, profile, model_config, domain: str, names: list[str]):
         max_train=args.max_train or profile.get("max_train", {}).get(domain),
         max_val=profile.get("max_val", {}).get(domain),
         load_options=profile.get("load_options"),
+        executor=executor,
     )
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
 from .errors import UserError
+from .executors import map_units
 from .nn import model_config_for
 from .population import train_population
 from .profiles import ALPHA_GRID, MOE_WEIGHT_DECAY, PAPER_ALPHA_POINT, paper_alpha_text
@@ -69,29 +70,38 @@ def compare_moe_mode(
     max_train: int | None = None,
     load_options: dict[str, dict] | None = None,
     max_val: int | None = None,
+    executor=None,
 ) -> pd.DataFrame:
     """Tidy results: one row per dataset x model x setting x seed (model: MoE, MoDE, dense
     baselines; setting: alpha for MoDE, weight_decay for MoE). A dataset given by name is loaded
     once per seed with that seed's split (`load_options`: name -> extra arguments of `load`); a
-    `Dataset` object keeps its one split (column `split_seed`)."""
+    `Dataset` object keeps its one split (column `split_seed`). executor (modekit.executors): where
+    the units (one dataset and seed each) run; the table is the same whichever runs them."""
     from tqdm.auto import tqdm
 
     base = train_config or TrainConfig(progress=False)
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
-    frames = []
-    for entry in datasets:
-        for seed in tqdm(list(seeds), desc=str(getattr(entry, "name", entry)), disable=not progress, leave=False):
-            data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **(load_options or {}).get(entry, {}))
-            if max_train:
-                data = data.subsample_train(max_train, seed=seed)
-            if max_val:
-                data = data.subsample("val", max_val, seed=seed)
-            grid, decays = _grids(data.domain, alphas)
-            split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
-            for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines):
-                frames.append(frame.assign(split_seed=split_seed))
-    return pd.concat(frames, ignore_index=True)
+    options = load_options or {}
+    units = [(entry, seed, model_config, base, alphas, vectorise, baselines, max_train, max_val,
+              options.get(entry, {}) if isinstance(entry, str) else {}) for entry in datasets for seed in seeds]  # fmt: skip
+    with tqdm(total=len(units), desc="compare: dataset x seed", disable=not progress, leave=False) as bar:
+        frames = map_units(executor, _dataset_seed, units, bar)
+    return pd.concat([frame for block in frames for frame in block], ignore_index=True)
+
+
+def _dataset_seed(
+    entry, seed: int, model_config, base, alphas, vectorise, baselines, max_train, max_val, load_options
+) -> list[pd.DataFrame]:
+    """One unit of the comparison: one dataset (loaded with this seed's split) and one seed."""
+    data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **load_options)
+    if max_train:
+        data = data.subsample_train(max_train, seed=seed)
+    if max_val:
+        data = data.subsample("val", max_val, seed=seed)
+    grid, decays = _grids(data.domain, alphas)
+    split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
+    return [frame.assign(split_seed=split_seed) for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines)]
 
 
 def choose_setting(results: pd.DataFrame, model: str, setting: str) -> pd.Series:

@@ -20,6 +20,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
 from .device import resolve_device
 from .errors import UserError
+from .executors import map_units
 from .gathering import gather_matrices, k_limit, make_student
 from .nn import model_config_for, moe_layers
 from .objectives import SWITCH_RECIPE, DistillationObjective, teacher_kl
@@ -65,39 +66,44 @@ def run_ones(
     max_train: int | None = None,
     progress: bool = False,
     expert_hidden: int | None = None,
+    executor=None,
     **load_options,
 ) -> pd.DataFrame:
     """Tidy results: seed x teacher (MoE / MoDE) x student x stage (trained / before KD / after KD).
     A dataset given by name is loaded once per seed (with `load_options`), each seed with its own split.
     `expert_hidden`: the experts' hidden width, which is also the dense model's and the students'
-    (None: the teacher's default, `teacher_config`)."""
+    (None: the teacher's default, `teacher_config`). executor (modekit.executors): where the seeds
+    (one unit each) run."""
     from tqdm.auto import tqdm
 
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
     base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
     kd = kd_config or base  # the same epochs as the dense model from scratch
-    rows, store = [], active_store()
-    for seed in tqdm(list(seeds), desc="OneS seeds", disable=not progress, leave=False):
-        data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data
-        if max_train:
-            data_seed = data_seed.subsample_train(max_train, seed=seed)
-        if store is None:
-            rows += _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
-            continue
-        # one seed of the experiment is one unit of the store (its models are stored too, one by one)
-        unit = {"seed": seed, "methods": list(methods), "train": base.replace(progress=False), "kd": kd.replace(progress=False),
-                "mode_alpha": mode_alpha, "expert_hidden": expert_hidden}  # fmt: skip
-        key = store.key(ONES_UNIT, unit, data_checksum(data_seed))
-        stored = store.get(key, ONES_UNIT)
-        if stored is None:
-            seed_rows = _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
-            store.put(key, ONES_UNIT, unit, {"rows": seed_rows}, label=f"seed={seed}")
-        else:
-            seed_rows = stored["metrics"]["rows"]
-        rows += seed_rows
+    units = [(data, seed, tuple(methods), base, kd, mode_alpha, max_train, expert_hidden, load_options) for seed in seeds]
+    with tqdm(total=len(units), desc="OneS seeds", disable=not progress, leave=False) as bar:
+        rows = [row for seed_rows in map_units(executor, _ones_unit, units, bar) for row in seed_rows]
     name = data if isinstance(data, str) else data.name
     return pd.DataFrame(rows).assign(dataset=name)
+
+
+def _ones_unit(data, seed: int, methods, base, kd, mode_alpha, max_train, expert_hidden, load_options) -> list[dict]:
+    """One seed of the experiment, one unit of the store (its models are stored too, one by one)."""
+    data_seed = load(data, seed=seed, **load_options) if isinstance(data, str) else data
+    if max_train:
+        data_seed = data_seed.subsample_train(max_train, seed=seed)
+    store = active_store()
+    if store is None:
+        return _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
+    unit = {"seed": seed, "methods": list(methods), "train": base.replace(progress=False), "kd": kd.replace(progress=False),
+            "mode_alpha": mode_alpha, "expert_hidden": expert_hidden}  # fmt: skip
+    key = store.key(ONES_UNIT, unit, data_checksum(data_seed))
+    stored = store.get(key, ONES_UNIT)
+    if stored is not None:
+        return stored["metrics"]["rows"]
+    seed_rows = _ones_seed(data_seed, seed, methods, base, kd, mode_alpha, expert_hidden)
+    store.put(key, ONES_UNIT, unit, {"rows": seed_rows}, label=f"seed={seed}")
+    return seed_rows
 
 
 def _ones_seed(data: Dataset, seed: int, methods, base: TrainConfig, kd: TrainConfig, mode_alpha, expert_hidden) -> list[dict]:

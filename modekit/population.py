@@ -25,6 +25,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
 from .errors import UserError
+from .executors import map_units
 from .nn import build_model, model_config_for
 from .objectives import mode_loss
 from .store import active_store, data_checksum
@@ -57,10 +58,12 @@ def train_population(
     train_configs: Sequence[TrainConfig],
     vectorise: bool | str = "auto",
     progress: bool = True,
+    executor=None,
 ) -> list[TrainResult]:
     """Train every config's model; member k equals `train(data, model_config, train_configs[k])`.
 
-    vectorise: "auto" (CUDA: yes, CPU: no), True or False.
+    vectorise: "auto" (CUDA: yes, CPU: no), True or False. executor (modekit.executors): where the
+    units run; a population trained one by one is one unit per member, a vectorised one is one unit.
     """
     configs = list(train_configs)
     if not configs:
@@ -71,6 +74,12 @@ def train_population(
     full_config = model_config_for(data, model_config)
     if vectorise == "auto":  # vmap is shown (tests, bench) for the MLP backbone; others train one by one
         vectorise = device.type == "cuda" and len(configs) > 1 and full_config.backbone == "mlp"
+    if executor is not None:
+        units = (
+            [(data, model_config, [c], False, False) for c in configs] if not vectorise else [(data, model_config, configs, True, False)]
+        )
+        with tqdm(total=len(units), desc="population", disable=not progress, leave=False) as bar:
+            return [r for block in map_units(executor, train_population, units, bar) for r in block]
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
         return [train(data, model_config, c) for c in members]

@@ -173,6 +173,13 @@ CASES = [
     (csv("ragged.csv"), "is malformed"),
     (csv("one_class.csv"), "has a single class"),
     (csv("nan.csv"), "row 7"),
+    # scale-out options (docs/scaling.md)
+    ([*SWEEP, "--workers", "0"], "workers=0 is not allowed"),
+    ([*SWEEP, "--workers", "two"], "workers='two' is not allowed"),
+    ([*COMPARE, "--executor", "dask"], "invalid choice: 'dask'"),
+    ([*ONES, "--slurm-partition", "gpu"], "--slurm-partition is only for --executor slurm"),
+    ([*SWEEP, "--executor", "slurm"], "--executor slurm needs --out DIR"),
+    ([*SWEEP, "--slurm-time", "0"], "slurm_time=0 is not allowed"),
 ]
 
 

@@ -30,6 +30,8 @@ SWEEP = [
     "0",
     "--vectorise",
     "no",
+    "--workers",  # a local pool: what a laptop runs by default (one worker per core)
+    "2",
     "--out",
 ]
 REPRODUCE = ["reproduce", "--only", "00_quickstart", "--out"]
