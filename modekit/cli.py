@@ -18,6 +18,7 @@ from pathlib import Path
 from .commands import COMMANDS, Interrupted, Terminated
 from .config import GATES, MAX_ALPHA, MAX_BATCH, MAX_EPOCHS, MAX_EXPERTS, MAX_LR, MAX_SEED, ModelConfig, TrainConfig
 from .device import DEVICES
+from .distributed import main_process
 from .errors import NonFiniteLossError, UserError
 from .gathering import METHODS
 from .ones_experiment import KD_EPOCHS, TEACHER_EPOCHS
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except (UserError, NonFiniteLossError) as error:  # configs, loaders and commands name the argument, the value and what is allowed
-        print(f"error: {error}", file=sys.stderr)
+        if main_process():  # under torchrun every rank meets the same error (decisions are agreed): rank 0 says it
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C (130) or SIGTERM (143): what was kept and how to resume
         text = str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted"
