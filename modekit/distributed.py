@@ -103,15 +103,16 @@ class Ranks:
 
 
 def current_ranks(device: torch.device) -> Ranks:
-    """The ranks of this run: one process (rank 0 of 1 on `device`) unless torchrun launched it; then
-    the process group is joined on first use (gloo on CPU, NCCL on CUDA with device cuda:LOCAL_RANK)
-    and left when the process exits."""
-    if not launched():
+    """The ranks of this run: one process (rank 0 of 1 on `device`) unless torchrun launched it or the
+    caller initialised a process group. A launched process joins the group on first use (gloo on
+    CPU, NCCL on CUDA with device cuda:LOCAL_RANK) and leaves it when the process exits."""
+    grouped = dist.is_available() and dist.is_initialized()
+    if not grouped and not launched():
         return Ranks(0, 1, device)
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    if not grouped:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
         atexit.register(_leave)
     return Ranks(dist.get_rank(), dist.get_world_size(), device)
@@ -137,11 +138,14 @@ class Sharding:
         steps = -(-n_samples // batch_size)
         last = n_samples - (steps - 1) * batch_size
         if batch_size < world:
-            raise UserError(f"batch_size={batch_size} is not allowed with {world} processes: the global batch must hold at least one sample per process")
+            raise UserError(
+                f"batch_size={batch_size} is not allowed with {world} processes: the global batch must hold at least one sample per process"
+            )
         if last < world:
             raise UserError(
                 f"batch_size={batch_size} is not allowed with {world} processes and {n_samples} training samples: the last batch would "
-                f"hold {last} sample(s), fewer than the processes; choose a batch size for which {n_samples} % batch_size is 0 or at least {world}"
+                f"hold {last} sample(s), fewer than the processes; choose a batch size for which {n_samples} % batch_size "
+                f"is 0 or at least {world}"
             )
         full = torch.tensor_split(torch.arange(batch_size), world)[rank]
         tail = torch.tensor_split(torch.arange(last), world)[rank]

@@ -4,7 +4,8 @@ The loop knows nothing about MoE, MoDE or OneS: an objective (modekit.objectives
 into a `StepLoss`. Data lives on the device as tensors and batches are indexed there; losses are
 accumulated on the device and read once per epoch (no host sync per step). The per-epoch
 decisions (non-finite loss, history rows, improvement, early stopping) live in `EpochTracker`,
-which populations share. On CUDA: bf16 autocast, fused AdamW, TF32 inside the run only.
+which populations share. On CUDA: bf16 autocast, fused AdamW, TF32 inside the run only. Under
+torchrun, `modekit.distributed` gives each rank its slice of every global batch (DDP; docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -217,8 +218,9 @@ def train(
         tracker, best_state, start = EpochTracker([config]), None, time.perf_counter()
         for epoch in tqdm(range(1, config.epochs + 1), desc="train", disable=not (config.progress and ranks.main), leave=False):
             order = torch.randperm(len(y), generator=shuffle).to(device)
-            X_mine, y_mine, order_mine, batch, step_objective = sharding.epoch(X, y, order, objective)
-            totals, train_means = sharding.reduce(*train_epoch(step_model, step_objective, optimizer, X_mine, y_mine, order_mine, batch, device))
+            X_rank, y_rank, order_rank, batch, rank_objective = sharding.epoch(X, y, order, objective)
+            rank_epoch = train_epoch(step_model, rank_objective, optimizer, X_rank, y_rank, order_rank, batch, device)
+            totals, train_means = sharding.reduce(*rank_epoch)
             val = ranks.agree(torch.tensor([list(evaluate(model, X_val, y_val).values())]))
             if tracker.end_epoch(epoch, totals, train_means, val, time.perf_counter() - start)[0]:
                 best_state = copy.deepcopy(model.state_dict())

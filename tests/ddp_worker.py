@@ -45,7 +45,8 @@ def run_models(out: Path) -> None:
     for name, (model_config, train_config) in CASES.items():
         result = train(data(), model_config, train_config)
         record = {"state": result.model.state_dict(), "history": result.history.drop(columns="seconds").to_dict("records")}
-        torch.save({**record, "summary": {k: v for k, v in result.summary().items() if k != "train_seconds"}}, out / f"{name}-rank{rank}.pt")
+        summary = {k: v for k, v in result.summary().items() if k != "train_seconds"}
+        torch.save({**record, "summary": summary}, out / f"{name}-rank{rank}.pt")
 
 
 def run_nonfinite() -> int:

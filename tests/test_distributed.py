@@ -9,11 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_worker
 import pandas as pd
 import pytest
 import torch
 
-import ddp_worker
 from modekit.distributed import Ranks, Sharding
 from modekit.errors import UserError
 from modekit.train import train
@@ -102,9 +102,10 @@ def test_every_rank_ends_with_the_same_weights_history_and_evaluation(ddp_models
 
 
 def test_ddp_topk_gate_differs_from_one_process_by_the_documented_amount(ddp_models):
-    # per-rank balance-loss statistics and per-rank gate noise (docs/scaling.md: 24 steps, max |difference| ~ 1e-2)
+    # per-rank gate noise and balance-loss statistics: docs/scaling.md measures 0.081 after these 24 steps, and 0.093 to 0.098
+    # between one process and itself with other noise; not equal to rounding, and within twice the noise's own spread
     distance = max_distance(ddp_models["topk"][0]["state"], one_process("topk").model.state_dict())
-    assert 1e-6 < distance < 0.05
+    assert 1e-3 < distance < 0.2
 
 
 def test_torchrun_modekit_train_json_equals_python_m_modekit_train():
