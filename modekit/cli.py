@@ -18,7 +18,7 @@ from pathlib import Path
 from .commands import COMMANDS, Interrupted, Terminated
 from .config import GATES, MAX_ALPHA, MAX_BATCH, MAX_EPOCHS, MAX_EXPERTS, MAX_LR, MAX_SEED, ModelConfig, TrainConfig
 from .device import DEVICES
-from .distributed import main_process
+from .distributed import launched, main_process
 from .errors import NonFiniteLossError, UserError
 from .gathering import METHODS
 from .ones_experiment import KD_EPOCHS, TEACHER_EPOCHS
@@ -246,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     show, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         args = parser.parse_args(argv)
+        if launched() and args.command != "train":
+            raise UserError(
+                f"`modekit {args.command}` does not run under torchrun (RANK and WORLD_SIZE are set): only `modekit train` "
+                "trains one model across processes; run it without torchrun"
+            )
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # output piped into `head`
         sys.stdout = open(os.devnull, "w")

@@ -109,14 +109,28 @@ def test_ddp_topk_gate_differs_from_one_process_by_the_documented_amount(ddp_mod
 
 
 def test_torchrun_modekit_train_json_equals_python_m_modekit_train():
-    arguments = ["train", "--dataset", "wine", "--epochs", "4", "--batch-size", "25", "--alpha", "0.1", "--device", "cpu", "--json"]
+    # 113 training samples in global batches of 25 (slices 13 + 12), the last of 13 (7 + 6); early stopping after 2 stale epochs
+    arguments = ["train", "--dataset", "wine", "--epochs", "8", "--patience", "2", "--batch-size", "25", "--alpha", "0.1"]
+    arguments += ["--device", "cpu", "--json"]
     launches = [subprocess.Popen(command, cwd=ROOT, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for command in (torchrun("-m", "modekit", *arguments), [sys.executable, "-m", "modekit", *arguments])]  # fmt: skip
     outputs = [launch.communicate(timeout=LAUNCH_TIMEOUT_S) for launch in launches]
     assert [launch.returncode for launch in launches] == [0, 0], [err[-2000:] for _, err in outputs]
     distributed, single = (json.loads(out) for out, _ in outputs)  # one JSON object: rank 1 prints nothing
     assert distributed.pop("train_seconds") >= 0 and single.pop("train_seconds") >= 0
-    assert distributed == single
+    assert distributed == single and single["epochs_run"] < 8  # the same early-stopping decision, best epoch and accuracies
+
+
+def test_other_commands_refuse_to_run_under_torchrun(monkeypatch, capsys):
+    from modekit.cli import main
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sweep", "--dataset", "wine", "--epochs", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: `modekit sweep` does not run under torchrun (RANK and WORLD_SIZE are set): only `modekit train` trains one model "
+        "across processes; run it without torchrun"
+    )
 
 
 def test_a_non_finite_loss_on_one_rank_stops_every_rank_with_one_error_line():
