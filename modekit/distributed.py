@@ -18,7 +18,8 @@ and trains one model on all ranks with PyTorch's DistributedDataParallel (DDP):
   is a mean over real tokens, weighted here by samples);
 - the per-step losses and the epoch's train metrics are all-reduced and the validation metrics are
   broadcast from rank 0, so every rank sees the same numbers and makes the same decisions
-  (non-finite loss, best epoch, early stopping).
+  (non-finite loss, best epoch, early stopping); once an epoch the ranks check that their weights
+  are still the same.
 
 Two things differ from one process (measured in docs/scaling.md): the top-k gate's balance loss
 E * sum_i f_i P_i is computed from each rank's slice (a product of two batch means does not
@@ -94,6 +95,20 @@ class Ranks:
         shared = values.to(self.device)
         dist.broadcast(shared, 0)
         return shared.to(values.device)
+
+    def check_same_weights(self, model: nn.Module, epoch: int) -> None:
+        """Raise unless every rank holds the same weights (a fingerprint of them, all-reduced once an
+        epoch). DDP keeps them equal; a training step that bypassed its gradient all-reduce (a
+        functional or compiled step that does not call the DDP module) would let them drift apart."""
+        if not self.distributed:
+            return
+        with torch.no_grad():
+            weights = [p.detach().double() for p in model.parameters()]
+            fingerprint = torch.nan_to_num(torch.stack([sum(w.sum() for w in weights), sum((w * w).sum() for w in weights)]))
+        bounds = torch.cat([fingerprint, -fingerprint]).to(self.device)
+        dist.all_reduce(bounds, op=dist.ReduceOp.MAX)  # (max, -min) over the ranks
+        if not torch.equal(bounds[:2], -bounds[2:]):
+            raise RuntimeError(f"the {self.world} ranks' weights differ after epoch {epoch}: their gradients were not all-reduced")
 
     def all_sum(self, values: torch.Tensor) -> torch.Tensor:
         summed = values.clone()

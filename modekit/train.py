@@ -224,6 +224,7 @@ def train(
             val = ranks.agree(torch.tensor([list(evaluate(model, X_val, y_val).values())]))
             if tracker.end_epoch(epoch, totals, train_means, val, time.perf_counter() - start)[0]:
                 best_state = copy.deepcopy(model.state_dict())
+            ranks.check_same_weights(model, epoch)
             if tracker.finished:
                 break
         model.load_state_dict(best_state)

@@ -1,7 +1,8 @@
 """Run by tests/test_distributed.py under `torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py CASE OUT`.
 
 models: trains each of CASES on every rank and writes each rank's weights, history and summary
-to OUT/<case>-rank<r>.pt (a test helper: the kit itself writes on rank 0 only).
+to OUT/<case>-rank<r>.pt (a test helper: the kit itself writes on rank 0 only), then trains
+without DDP and writes the error each rank raised to OUT/unsynchronised-rank<r>.txt.
 nonfinite: `modekit train` through the CLI's main on data with one inf sample (so one rank's slice
 holds it); exits with the CLI's code.
 """
@@ -49,6 +50,22 @@ def run_models(out: Path) -> None:
         torch.save({**record, "summary": summary}, out / f"{name}-rank{rank}.pt")
 
 
+def run_unsynchronised(out: Path) -> None:
+    """Each rank trains its slices without DDP (as a step that bypassed DDP's hooks would): the ranks
+    must notice that their weights differ. Writes the error each rank raised."""
+    from modekit.distributed import Ranks
+    from modekit.train import train
+
+    Ranks.wrap = lambda self, model: model
+    model_config, train_config = CASES["dense"]
+    try:
+        train(data(), model_config, train_config.replace(epochs=1))
+        message = "no error"
+    except RuntimeError as error:
+        message = str(error)
+    (out / f"unsynchronised-rank{os.environ['RANK']}.txt").write_text(message)
+
+
 def run_nonfinite() -> int:
     from modekit import cli, commands
 
@@ -60,5 +77,6 @@ if __name__ == "__main__":
     case = sys.argv[1]
     if case == "models":
         run_models(Path(sys.argv[2]))
+        run_unsynchronised(Path(sys.argv[2]))
     else:
         sys.exit(run_nonfinite())

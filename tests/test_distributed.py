@@ -69,7 +69,8 @@ def ddp_models(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     done = run(torchrun("tests/ddp_worker.py", "models", str(out)))
     assert done.returncode == 0, done.stderr[-3000:]
-    return {case: [torch.load(out / f"{case}-rank{rank}.pt") for rank in range(2)] for case in ddp_worker.CASES}
+    records = {case: [torch.load(out / f"{case}-rank{rank}.pt") for rank in range(2)] for case in ddp_worker.CASES}
+    return {**records, "unsynchronised": [(out / f"unsynchronised-rank{rank}.txt").read_text() for rank in range(2)]}
 
 
 def one_process(case: str):
@@ -99,6 +100,10 @@ def test_every_rank_ends_with_the_same_weights_history_and_evaluation(ddp_models
     assert max_distance(first["state"], second["state"]) == 0.0
     assert first["history"] == second["history"]  # train metrics all-reduced, validation broadcast, test evaluated alike
     assert first["summary"] == second["summary"]
+
+
+def test_ranks_whose_gradients_were_not_all_reduced_stop_on_every_rank(ddp_models):
+    assert ddp_models["unsynchronised"] == ["the 2 ranks' weights differ after epoch 1: their gradients were not all-reduced"] * 2
 
 
 def test_ddp_topk_gate_differs_from_one_process_by_the_documented_amount(ddp_models):
