@@ -18,6 +18,7 @@ from pathlib import Path
 from .commands import COMMANDS, Interrupted, Terminated
 from .config import GATES, MAX_ALPHA, MAX_BATCH, MAX_EPOCHS, MAX_EXPERTS, MAX_LR, MAX_SEED, ModelConfig, TrainConfig
 from .device import DEVICES
+from .distributed import launched, main_process
 from .errors import NonFiniteLossError, UserError
 from .executors import DEFAULT_TIMEOUT_MIN, EXECUTORS, MAX_WORKERS
 from .gathering import METHODS
@@ -271,12 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     show, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         args = parser.parse_args(argv)
+        if launched() and args.command != "train":
+            raise UserError(
+                f"`modekit {args.command}` does not run under torchrun (RANK and WORLD_SIZE are set): only `modekit train` "
+                "trains one model across processes; run it without torchrun"
+            )
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # output piped into `head`
         sys.stdout = open(os.devnull, "w")
         return 0
     except (UserError, NonFiniteLossError) as error:  # configs, loaders and commands name the argument, the value and what is allowed
-        print(f"error: {error}", file=sys.stderr)
+        if main_process():  # under torchrun every rank meets the same error (decisions are agreed): rank 0 says it
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C (130) or SIGTERM (143): what was kept and how to resume
         text = str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted"

@@ -10,6 +10,7 @@ import sys
 
 from . import data as datasets
 from .config import ModelConfig, TrainConfig
+from .distributed import main_process
 from .errors import UserError
 from .profiles import ALPHA_GRID, DOMAINS, MOE_WEIGHT_DECAY, PROFILES
 from .store import RESULTS_MARKER, STORE_NAME, check_out_folder, mark_out_folder, to_json, using_store
@@ -136,6 +137,8 @@ def cmd_train(args) -> int:
     from .train import train
 
     result = train(_load(args, args.seed), model_config, train_config)
+    if not main_process():  # under torchrun: every rank trains, rank 0 reports
+        return 0
     summary = {"dataset": args.dataset, **result.summary()}
     if args.json:
         print(to_json(summary))

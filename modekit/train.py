@@ -4,7 +4,8 @@ The loop knows nothing about MoE, MoDE or OneS: an objective (modekit.objectives
 into a `StepLoss`. Data lives on the device as tensors and batches are indexed there; losses are
 accumulated on the device and read once per epoch (no host sync per step). The per-epoch
 decisions (non-finite loss, history rows, improvement, early stopping) live in `EpochTracker`,
-which populations share. On CUDA: bf16 autocast, fused AdamW, TF32 inside the run only.
+which populations share. On CUDA: bf16 autocast, fused AdamW, TF32 inside the run only. Under
+torchrun, `modekit.distributed` gives each rank its slice of every global batch (DDP; docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
+from .distributed import current_ranks
 from .errors import NonFiniteLossError, UserError
 from .nn import build_model, model_config_for
 from .objectives import MoDEObjective, StepLoss, mode_loss
@@ -193,7 +195,8 @@ def train(
     """
     config = train_config or TrainConfig()
     model_config = model_config_for(data, model_config)
-    device = resolve_device(config.device)
+    ranks = current_ranks(resolve_device(config.device))  # one process, or this rank of a torchrun launch
+    device = ranks.device
     objective = (objective or MoDEObjective(config.alpha, config.balance_coef)).prepare(device)
     check_fits_memory(model_config)
     store = active_store()
@@ -204,24 +207,29 @@ def train(
         if row is not None:
             return stored_result(store, key, row, model_config, config, device, model)
     with tf32_allowed(device):
-        torch.manual_seed(config.seed)  # gate noise
+        torch.manual_seed(ranks.noise_seed(config.seed))  # gate noise
         model = (model or build_model(model_config, config.seed)).to(device)
+        step_model = ranks.wrap(model)  # DDP under torchrun: gradients averaged over the ranks
         optimizer = make_optimizer(model.parameters(), config, device)
         shuffle = torch.Generator().manual_seed(config.seed)
         X, y = data.X_train.to(device), data.y_train.to(device)
         X_val, y_val = data.X_val.to(device), data.y_val.to(device)
+        sharding = ranks.sharding(len(y), config.batch_size)  # this rank's slice of each global batch
         tracker, best_state, start = EpochTracker([config]), None, time.perf_counter()
-        for epoch in tqdm(range(1, config.epochs + 1), desc="train", disable=not config.progress, leave=False):
+        for epoch in tqdm(range(1, config.epochs + 1), desc="train", disable=not (config.progress and ranks.main), leave=False):
             order = torch.randperm(len(y), generator=shuffle).to(device)
-            totals, train_means = train_epoch(model, objective, optimizer, X, y, order, config.batch_size, device)
-            val = torch.tensor([list(evaluate(model, X_val, y_val).values())])
+            X_rank, y_rank, order_rank, batch, rank_objective = sharding.epoch(X, y, order, objective)
+            rank_epoch = train_epoch(step_model, rank_objective, optimizer, X_rank, y_rank, order_rank, batch, device)
+            totals, train_means = sharding.reduce(*rank_epoch)
+            val = ranks.agree(torch.tensor([list(evaluate(model, X_val, y_val).values())]))
             if tracker.end_epoch(epoch, totals, train_means, val, time.perf_counter() - start)[0]:
                 best_state = copy.deepcopy(model.state_dict())
+            ranks.check_same_weights(model, epoch)
             if tracker.finished:
                 break
         model.load_state_dict(best_state)
         result = tracker.result(0, model, data, model_config, time.perf_counter() - start, device)
-    if store is not None:
+    if store is not None and ranks.main:
         save_result(store, key, unit, result)
     return result
 
