@@ -24,7 +24,7 @@ from .executors import DEFAULT_TIMEOUT_MIN, EXECUTORS, MAX_WORKERS
 from .gathering import METHODS
 from .ones_experiment import KD_EPOCHS, TEACHER_EPOCHS
 from .profiles import DOMAINS, PROFILES
-from .reproduce import CELL_TIMEOUT_S
+from .reproduce import CELL_TIMEOUT_S, MAX_JOBS
 
 MODEL, TRAINING = ModelConfig(), TrainConfig()
 
@@ -240,6 +240,13 @@ def _add_reproduce(commands) -> None:
         type=_integer("threads", 1, 1024),
         metavar="N",
         help="CPU threads per notebook kernel (default: 1 fast, torch's default full)",
+    )
+    reproduce.add_argument(
+        "--jobs",
+        type=_integer("jobs", 1, MAX_JOBS),
+        default=1,
+        metavar="N",
+        help="notebooks run at once, each with its own kernel (default 1; a failing or hung one fails alone)",
     )
 
 

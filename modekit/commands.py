@@ -265,7 +265,7 @@ def cmd_reproduce(args) -> int:
     out = args.out or default_out()
     try:
         report, runs = reproduce(
-            args.profile, out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads
+            args.profile, out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads, jobs=args.jobs
         )
     except KeyboardInterrupt as interrupt:
         status = json.loads((out / STATUS_FILE).read_text()) if (out / STATUS_FILE).is_file() else {}

@@ -87,52 +87,105 @@ def check_options(profile: str, notebooks=None, cell_timeout: float | None = Non
 
 
 def run_notebooks(
-    out: Path, profile: str = "fast", notebooks=None, progress: bool = True, cell_timeout: float | None = None, threads: int | None = None
+    out: Path,
+    profile: str = "fast",
+    notebooks=None,
+    progress: bool = True,
+    cell_timeout: float | None = None,
+    threads: int | None = None,
+    jobs: int = 1,
 ) -> pd.DataFrame:
     """Execute each notebook with papermill; one row per notebook: status, seconds, error.
 
     A notebook fails when a cell raises (its executed copy keeps the traceback), its kernel dies, or a
     cell runs past `cell_timeout` seconds (default per profile, CELL_TIMEOUT_S); the others still run.
-    `threads` sets the kernels' CPU threads (default per profile, KERNEL_THREADS).
+    `threads` sets the kernels' CPU threads (default per profile, KERNEL_THREADS). `jobs` > 1 runs
+    that many notebooks at once, each driven from its own process (modekit.executors.LocalPool)
+    with its own kernel; they share the report's results store.
     """
-    import papermill
-
-    from .notebook_client import PatientKernelManager
-
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
-    rows = []
+    check_jobs(jobs)
     expected = EXPECTED_SECONDS.get(profile, {})
     total = sum(expected.get(name, 60) for name in notebooks)
     bar = tqdm(total=total, desc=f"{profile} reproduction", unit="s", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of work [{elapsed}<{remaining}]{postfix}")  # fmt: skip
     with _kernel_environment(threads, out), bar:
+        if jobs > 1 and len(notebooks) > 1:
+            return _run_in_parallel(out, profile, notebooks, cell_timeout, min(jobs, len(notebooks)), bar, expected)
+        rows = []
         for name in notebooks:
             bar.set_postfix_str(name)
-            start, status, error = time.perf_counter(), "ok", ""
             try:
-                papermill.execute_notebook(
-                    str(NOTEBOOK_DIR / f"{name}.ipynb"),
-                    str(out / f"{name}.ipynb"),
-                    parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve())},
-                    kernel_name="python3",
-                    cwd=str(NOTEBOOK_DIR),
-                    progress_bar=False,
-                    log_output=False,
-                    execution_timeout=cell_timeout,
-                    start_timeout=120,
-                    kernel_manager_class=_logged_kernels(PatientKernelManager, (out / KERNEL_LOG).resolve()),
-                )
-            except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
-                status, error = "failed", _one_line(exc)
+                rows.append(run_notebook(out, profile, name, cell_timeout))
             except KeyboardInterrupt as interrupt:  # Ctrl-C / SIGTERM: this notebook is marked interrupted, the rest not run
                 mark_interrupted(out / f"{name}.ipynb")
-                rows.append({"notebook": name, "status": "interrupted", "seconds": round(time.perf_counter() - start, 1), "error": ""})
+                rows.append({"notebook": name, "status": "interrupted", "seconds": 0.0, "error": ""})
                 rows += [{"notebook": n, "status": "not run", "seconds": 0.0, "error": ""} for n in notebooks[len(rows) :]]
                 interrupt.runs = pd.DataFrame(rows)
                 raise
-            rows.append({"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error})
             bar.update(expected.get(name, 60))
     return pd.DataFrame(rows)
+
+
+MAX_JOBS = 64
+
+
+def check_jobs(jobs) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise UserError(f"jobs={jobs!r} is not allowed: the number of notebooks run at once, an integer from 1 to {MAX_JOBS}")
+
+
+def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook_dir: Path | None = None) -> dict:
+    """One notebook of `notebook_dir` (default NOTEBOOK_DIR) executed by papermill into `out`: its row
+    (status ok / failed, seconds, error)."""
+    import papermill
+
+    from .notebook_client import PatientKernelManager
+
+    notebook_dir = notebook_dir or NOTEBOOK_DIR
+    start, status, error = time.perf_counter(), "ok", ""
+    try:
+        papermill.execute_notebook(
+            str(notebook_dir / f"{name}.ipynb"),
+            str(out / f"{name}.ipynb"),
+            parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve())},
+            kernel_name="python3",
+            cwd=str(notebook_dir),
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=cell_timeout,
+            start_timeout=120,
+            kernel_manager_class=_logged_kernels(PatientKernelManager, (out / KERNEL_LOG).resolve()),
+        )
+    except Exception as exc:  # PapermillExecutionError keeps the failing cell in the executed copy
+        status, error = "failed", _one_line(exc)
+    return {"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error}
+
+
+def _run_in_parallel(out: Path, profile: str, notebooks: list[str], cell_timeout: int, jobs: int, bar, expected) -> pd.DataFrame:
+    """`jobs` notebooks at a time, each in a worker process of its own; a failing or hung notebook
+    fails alone (its row says why). On an interrupt the workers are stopped, the notebooks that were
+    running are marked interrupted, those not started "not run" (their kernels, orphaned, exit)."""
+    from .executors import LocalPool
+
+    pool, rows = LocalPool(jobs), {}
+    try:
+        pending = {name: pool.submit(run_notebook, out, profile, name, cell_timeout, NOTEBOOK_DIR) for name in notebooks}
+        for name, result in pending.items():
+            bar.set_postfix_str(name)
+            rows[name] = result.result()
+            bar.update(expected.get(name, 60))
+    except KeyboardInterrupt as interrupt:
+        pool.terminate()
+        for name in notebooks:
+            if name not in rows and (out / f"{name}.ipynb").is_file():
+                mark_interrupted(out / f"{name}.ipynb")
+        interrupt.runs = pd.DataFrame([rows.get(n) or {"notebook": n, "status": "interrupted" if (out / f"{n}.ipynb").is_file()
+                                       else "not run", "seconds": 0.0, "error": ""} for n in notebooks])  # fmt: skip
+        raise
+    finally:
+        pool.shutdown(wait=False)
+    return pd.DataFrame([rows[n] for n in notebooks])
 
 
 KERNEL_LOG = "kernels.log"  # the kernels' own stderr (their warnings; the traceback of a kernel cut short)
@@ -205,6 +258,7 @@ def reproduce(
     progress: bool = True,
     cell_timeout: float | None = None,
     threads: int | None = None,
+    jobs: int = 1,
 ) -> tuple[Path, pd.DataFrame]:
     # validated once, before prepare_out may replace a report
     """Run the notebooks into `out` and write the report; returns (report.md, runs table).
@@ -213,13 +267,14 @@ def reproduce(
     run stored in out/results.sqlite. On Ctrl-C / SIGTERM a partial report, marked incomplete in its
     page and in status.json, is written before the interrupt goes on (its `runs` attribute: the table)."""
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
+    check_jobs(jobs)
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
-    parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads}
+    parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads, "jobs": jobs}
     run, previous_run = uuid.uuid4().hex, os.environ.get(ENV_RUN)
     os.environ[ENV_RUN] = run
     try:
-        runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads)
+        runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads, jobs)
     except KeyboardInterrupt as interrupt:
         runs = getattr(interrupt, "runs", None)
         if runs is None:

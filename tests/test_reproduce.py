@@ -24,7 +24,7 @@ REPORTED = ["00_quickstart", "02_alpha_sensitivity", "03_expert_probing"]
 @pytest.fixture(scope="module")
 def fast_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "fast"
-    report, runs = batch.reproduce("fast", out, notebooks=REPORTED, progress=False)
+    report, runs = batch.reproduce("fast", out, notebooks=REPORTED, progress=False, jobs=2)  # two kernels at once
     return out, report, runs
 
 
@@ -84,7 +84,8 @@ def _write_notebooks(folder, sources):
         nbformat.write(nb, folder / f"{name}.ipynb")
 
 
-def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_path, monkeypatch, jobs):
     _write_notebooks(
         tmp_path / "notebooks",
         {
@@ -95,7 +96,7 @@ def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_p
     )
     monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
     (tmp_path / "out").mkdir()
-    runs = batch.run_notebooks(tmp_path / "out", notebooks=["dies", "hangs", "good"], progress=False, cell_timeout=3)
+    runs = batch.run_notebooks(tmp_path / "out", notebooks=["dies", "hangs", "good"], progress=False, cell_timeout=3, jobs=jobs)
     runs = runs.set_index("notebook")
     assert runs.status.to_dict() == {"dies": "failed", "hangs": "failed", "good": "ok"}
     assert runs.error["dies"].startswith("DeadKernelError")
@@ -124,6 +125,7 @@ def test_fast_kernels_get_one_thread_and_the_environment_is_restored(tmp_path, m
     [
         ("cell_timeout", 0, "cell_timeout=0 is not allowed"),
         ("threads", 0, "threads=0 is not allowed"),
+        ("jobs", 0, "jobs=0 is not allowed"),
         ("notebooks", ["nope"], "notebook 'nope' not found"),
     ],
 )
