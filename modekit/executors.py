@@ -121,28 +121,34 @@ class LocalPool:
     threads = 1
 
     def __init__(self, workers: int):
-        self.workers = workers
+        self.workers, self._pool = workers, None  # started at the first submit: a run whose units are all stored starts none
+
+    def _start(self):
         # Ctrl-C reaches the whole process group: the parent alone reacts (it stops the pool, and
         # what finished is in the store). Workers started while SIGINT is ignored keep ignoring it
         # from their first line (an ignored signal stays ignored across exec): no tracebacks of theirs.
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_start_worker, initargs=(os.getpid(),))
+            self._pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_start_worker, initargs=(os.getpid(),))
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
+        return self._pool
 
     def submit(self, fn, *args) -> PickledResult:
-        return PickledResult(self._pool.apply_async(_call_pickled, (pickle.dumps((fn, args)),)))
+        pool = self._pool or self._start()
+        return PickledResult(pool.apply_async(_call_pickled, (pickle.dumps((fn, args)),)))
 
     def terminate(self) -> None:
-        self._pool.terminate()
+        if self._pool is not None:
+            self._pool.terminate()
 
     def shutdown(self, wait: bool = True) -> None:
-        self._pool.close()
-        if wait:
-            self._pool.join()
+        if self._pool is not None:
+            self._pool.close()
+            if wait:
+                self._pool.join()
 
 
 class PickledResult:

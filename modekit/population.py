@@ -38,6 +38,7 @@ from .train import (
     make_optimizer,
     save_result,
     step_metrics,
+    stored_model,
     stored_result,
     train,
     unit_config,
@@ -74,12 +75,16 @@ def train_population(
     full_config = model_config_for(data, model_config)
     if vectorise == "auto":  # vmap is shown (tests, bench) for the MLP backbone; others train one by one
         vectorise = device.type == "cuda" and len(configs) > 1 and full_config.backbone == "mlp"
-    if executor is not None:
-        units = (
-            [(data, model_config, [c], False, False) for c in configs] if not vectorise else [(data, model_config, configs, True, False)]
-        )
-        with tqdm(total=len(units), desc="population", disable=not progress, leave=False) as bar:
-            return [r for block in map_units(executor, train_population, units, bar) for r in block]
+    if executor is not None and not vectorise:  # one unit per model not in the store yet
+        results = [stored_model(data, model_config, c) for c in configs]
+        missing = [k for k, r in enumerate(results) if r is None]
+        with tqdm(total=len(missing), desc="population", disable=not progress, leave=False) as bar:
+            trained = map_units(executor, train, [(data, model_config, configs[k]) for k in missing], bar)
+        for k, result in zip(missing, trained):
+            results[k] = result
+        return results
+    if executor is not None:  # a vectorised population is one unit
+        return map_units(executor, train_population, [(data, model_config, configs, True, False)])[0]
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
         return [train(data, model_config, c) for c in members]

@@ -201,11 +201,9 @@ def train(
     check_fits_memory(model_config)
     store = active_store()
     if store is not None:  # a finished unit of an earlier, interrupted run is reused
-        unit = unit_config(model_config, config, device, objective=objective, start=model)
-        key = store.key(UNIT, unit, data_checksum(data))
-        row = store.peek(key)
-        if row is not None:
-            return stored_result(store, key, row, model_config, config, device, model)
+        key, unit, result = _look_up(store, data, model_config, config, device, objective, model)
+        if result is not None:
+            return result
     with tf32_allowed(device):
         torch.manual_seed(ranks.noise_seed(config.seed))  # gate noise
         model = (model or build_model(model_config, config.seed)).to(device)
@@ -236,6 +234,26 @@ def train(
 
 UNIT = "model"  # the store's kind for one trained model
 MEMORY_FRACTION = 0.5  # a model (weights, gradients, two Adam moments) may use at most this share of the machine's memory
+
+
+def _look_up(store: ResultsStore, data, model_config, config, device, objective, model):
+    """(key, unit, the stored TrainResult or None) of one `train` call."""
+    unit = unit_config(model_config, config, device, objective=objective, start=model)
+    key = store.key(UNIT, unit, data_checksum(data))
+    row = store.peek(key)
+    return key, unit, None if row is None else stored_result(store, key, row, model_config, config, device, model)
+
+
+def stored_model(data: Dataset, model_config: ModelConfig | None, train_config: TrainConfig) -> TrainResult | None:
+    """What `train(data, model_config, train_config)` would reuse from the active store (counted as
+    reused), else None; trains nothing. Lets an executor skip units that are already done."""
+    store = active_store()
+    if store is None:
+        return None
+    model_config = model_config_for(data, model_config)
+    device = resolve_device(train_config.device)
+    objective = MoDEObjective(train_config.alpha, train_config.balance_coef).prepare(device)
+    return _look_up(store, data, model_config, train_config, device, objective, None)[2]
 
 
 def check_fits_memory(model_config: ModelConfig, members: int = 1) -> None:

@@ -185,3 +185,22 @@ def test_workers_of_a_killed_parent_exit_and_a_rerun_resumes(tmp_path):
     assert resumed.returncode == 0 and "computed" in resumed.stderr, resumed.stderr
     kept = _stored(tmp_path / "cut" / "results.sqlite")
     assert kept == 6
+
+
+def test_a_rerun_served_by_the_store_starts_no_worker(tmp_path):
+    from modekit.population import sweep_configs, train_population
+    from modekit.store import using_store
+
+    data = mk.data.load("wine", seed=0)
+    configs = sweep_configs(mk.TrainConfig(epochs=2, progress=False), [0.0, 0.1], [0])
+    with using_store(tmp_path / "results.sqlite") as store:
+        pool = process_pool(2)
+        try:
+            first = train_population(data, None, configs, vectorise=False, progress=False, executor=pool)
+        finally:
+            pool.shutdown()
+        again = process_pool(2)
+        second = train_population(data, None, configs, vectorise=False, progress=False, executor=again)
+        assert again._pool is None  # every model came from the store, read here
+        assert store.counts() == (2, 2)
+    assert [r.test_accuracy for r in second] == [r.test_accuracy for r in first]
