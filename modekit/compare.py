@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .compiled import planned_models
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
 from .errors import UserError
@@ -89,8 +90,9 @@ def compare_moe_mode(
                 data = data.subsample("val", max_val, seed=seed)
             grid, decays = _grids(data.domain, alphas)
             split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
-            for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines):
-                frames.append(frame.assign(split_seed=split_seed))
+            with planned_models(model_config_for(data, model_config), len(seeds) * (len(grid) + len(decays))):  # compile="auto"
+                for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines):
+                    frames.append(frame.assign(split_seed=split_seed))
     return pd.concat(frames, ignore_index=True)
 
 

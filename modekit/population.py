@@ -21,12 +21,13 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from .compiled import planned_models
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
 from .errors import UserError
 from .nn import build_model, model_config_for
-from .objectives import mode_loss
+from .objectives import mode_loss, step_metrics
 from .store import active_store, data_checksum
 from .train import (
     EVAL_BATCH,
@@ -36,7 +37,6 @@ from .train import (
     check_fits_memory,
     make_optimizer,
     save_result,
-    step_metrics,
     stored_result,
     train,
     unit_config,
@@ -73,7 +73,8 @@ def train_population(
         vectorise = device.type == "cuda" and len(configs) > 1 and full_config.backbone == "mlp"
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
-        return [train(data, model_config, c) for c in members]
+        with planned_models(full_config, len(configs)):  # compile="auto" weighs the members' steps together
+            return [train(data, model_config, c) for c in members]
     check_fits_memory(full_config, len(configs))
     store = active_store()
     if store is None:
