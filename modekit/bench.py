@@ -168,14 +168,15 @@ def _step_rows(dev, shapes, batches, repeats, compile: bool) -> tuple[list[dict]
                 if step is not None:
                     steps["stacked (compiled)"] = step
             times = {config: _timed(step, dev, warmup, repeats) for config, step in steps.items()}
-            for config, seconds_per_step in times.items():
-                rows.append({"shape": name, "batch": batch, "configuration": config, "seconds_per_step": seconds_per_step,
-                             "samples_per_s": batch / seconds_per_step, "flop_per_s": step_flops(shape, batch) / seconds_per_step})  # fmt: skip
+            for configuration, per_step in times.items():
+                rows.append({"shape": name, "batch": batch, "configuration": configuration, "seconds_per_step": per_step,
+                             "samples_per_s": batch / per_step, "flop_per_s": step_flops(shape, batch) / per_step})  # fmt: skip
             if "stacked (compiled)" in times:
                 saved = times["stacked (eager)"] - times["stacked (compiled)"]
                 steps_per_model = PAYOFF_EPOCHS * (PAYOFF_SAMPLES // batch)
+                models = seconds / (saved * steps_per_model) if saved > 0 else float("inf")
                 compilations.append({"shape": name, "batch": batch, "compile_seconds": seconds, "saved_per_step_s": saved,
-                                     "pays_off_after_models": seconds / (saved * steps_per_model) if saved > 0 else float("inf")})  # fmt: skip
+                                     "pays_off_after_models": models})  # fmt: skip
     return rows, compilations
 
 
@@ -246,21 +247,20 @@ def format_bench(report: dict) -> str:
         lines += [f"device: {report['device']}  torch {report['torch']}",
                   f"float32 matmul ({n}x{k} @ {k}x{m}), this run: {report['matmul']['flop_per_s'] / 1e9:.1f} GFLOP/s", "",
                   "train step (MoDE, dense gate, AdamW; FLOPs = 3 x forward matmul FLOPs):",
-                  f"{'shape':<10} {'batch':>5}  {'configuration':<24} {'us/step':>9} {'samples/s':>11} {'GFLOP/s':>8} {'of matmul':>9}"]  # fmt: skip
+                  f"{'shape':<10} {'batch':>5}  {'configuration':<24} {'us/step':>9} {'samples/s':>11} {'GFLOP/s':>8} "
+                  f"{'of matmul':>9}"]  # fmt: skip
         for row in report["steps"]:
             lines.append(
                 f"{row['shape']:<10} {row['batch']:>5}  {row['configuration']:<24} {row['seconds_per_step'] * 1e6:>9,.0f} "
                 f"{row['samples_per_s']:>11,.0f} {row['flop_per_s'] / 1e9:>8.1f} {row['share_of_matmul']:>8.0%}"
             )
         if report["compilations"]:
-            lines += [
-                "",
-                f"compiled step: compilation, and models ({PAYOFF_EPOCHS} epochs x {PAYOFF_SAMPLES:,} samples each) after which it pays off:",
-            ]
+            each = f"{PAYOFF_EPOCHS} epochs x {PAYOFF_SAMPLES:,} samples each"
+            lines += ["", f"compiled step: compilation, and models ({each}) after which it pays off:"]
             for row in report["compilations"]:
                 lines.append(
-                    f"{row['shape']:<10} {row['batch']:>5}  compile {row['compile_seconds']:>6.1f} s  saves {row['saved_per_step_s'] * 1e6:>7,.0f} us/step"
-                    f"  pays off after {row['pays_off_after_models']:.1f} models"
+                    f"{row['shape']:<10} {row['batch']:>5}  compile {row['compile_seconds']:>6.1f} s  "
+                    f"saves {row['saved_per_step_s'] * 1e6:>7,.0f} us/step  pays off after {row['pays_off_after_models']:.1f} models"
                 )
     if report.get("samples_per_second"):
         lines += ["", f"populations at the covertype shape, batch {report['batch']}:", f"{'configuration':<34} {'samples/s':>14}"]
