@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value
 
 from .config import ModelConfig, TrainConfig
+from .device import autocast
 from .objectives import MoDEObjective, mode_loss, step_metrics
 
 # Measured by `modekit bench` on the project's 2-core CPU, one thread (docs/architecture.md): a cold
@@ -60,16 +61,18 @@ def functional_adamw_step(params, grads, exp_avgs, exp_avg_sqs, steps, lr, weigh
         param.sub_(lr / (1 - beta1**step) * exp_avg / denom)
 
 
-def training_step(template, state, x, y, hyper):
+def training_step(template, state, x, y, hyper, device: torch.device):
     """One MoDE step of the model `template` (a meta-device copy) with `state` = (params, buffers,
     exp_avgs, exp_avg_sqs, steps) (name -> tensor dicts, updated in place) and `hyper` =
-    (alpha, balance_coef, lr, weight_decay, beta1, beta2, eps) (0-d tensors).
+    (alpha, balance_coef, lr, weight_decay, beta1, beta2, eps) (0-d tensors); the forward runs
+    under the kit's autocast (bf16 on CUDA, none on CPU), as the eager step's does.
     Returns (total loss, `step_metrics` sums (3,)) of the batch before the update."""
     params, buffers, exp_avgs, exp_avg_sqs, steps = state
     alpha, balance_coef, lr, weight_decay, beta1, beta2, eps = hyper
 
     def total_loss(parameters):
-        loss = mode_loss(functional_call(template, (parameters, buffers), (x,)), y, alpha, balance_coef)
+        with autocast(device):
+            loss = mode_loss(functional_call(template, (parameters, buffers), (x,)), y, alpha, balance_coef)
         return loss.total, loss
 
     grads, (total, loss) = grad_and_value(total_loss, has_aux=True)(params)
@@ -106,7 +109,7 @@ class CompiledStep:
             {name: s["exp_avg_sq"] for name, s in zip(named, state)},
             {name: s["step"] for name, s in zip(named, state)},
         )
-        device = next(model.parameters()).device
+        self.device = device = next(model.parameters()).device
         values = (objective.alpha, objective.balance_coef, group["lr"], group["weight_decay"], *group["betas"], group["eps"])
         self.hyper = tuple(torch.tensor(float(v), device=device) for v in values)
         if key not in _compiled:  # the shape's template: one per shape, so its graph serves every model
@@ -119,12 +122,12 @@ class CompiledStep:
         compiled (nothing was changed then: the caller takes the eager step)."""
         shared = self.shared
         if shared["calls"]:
-            return shared["function"](shared["template"], self.state, xb, yb, self.hyper)
+            return shared["function"](shared["template"], self.state, xb, yb, self.hyper, self.device)
         if self.key in _failed:
             return None
         try:  # the first call compiles (dynamo counts graphs per function: one per shape here)
             with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                out = shared["function"](shared["template"], self.state, xb, yb, self.hyper)
+                out = shared["function"](shared["template"], self.state, xb, yb, self.hyper, self.device)
         except Exception as error:  # no C++ compiler, an unsupported platform or operation
             return fail(self.key, error)
         shared["calls"] += 1
