@@ -135,8 +135,10 @@ class CompiledStep:
 
 
 def shape_key(model: nn.Module, batch_size: int, device: torch.device):
-    """What one compiled graph serves: the model's class and config, the batch size, the device."""
-    return type(model).__qualname__, getattr(model, "config", None), batch_size, str(device)
+    """What one compiled graph serves: the model's class, config and parameter shapes (a OneS
+    student keeps its teacher's config but not its layers), the batch size, the device."""
+    shapes = tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
+    return type(model).__qualname__, getattr(model, "config", None), shapes, batch_size, str(device)
 
 
 @contextlib.contextmanager
