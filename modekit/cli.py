@@ -154,6 +154,14 @@ def _add_training(parser: argparse.ArgumentParser, alpha: bool = True) -> None:
     parser.add_argument("--patience", type=_integer("patience", 0, MAX_EPOCHS), default=TRAINING.patience,
                         help="early-stopping patience in epochs (0 = off)")  # fmt: skip
     parser.add_argument("--device", choices=DEVICES, default=TRAINING.device)
+    _add_compile(parser)
+
+
+def _add_compile(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compile", choices=("auto", "yes", "no"), default="auto", help=COMPILE_HELP)
+
+
+COMPILE_HELP = "the compiled training step: auto (CPU, when the run's steps repay the compilation), yes, or no (eager)"
 
 
 def _add_train_and_sweep(commands) -> None:
@@ -181,6 +189,7 @@ def _add_data_and_bench(commands) -> None:
     bench.add_argument("--device", choices=DEVICES, default=TRAINING.device)
     bench.add_argument("--section", choices=("all", "train", "ones", "workers"), default="all",
                        help="train: step throughput; ones: OneS inference; workers: a CPU population in 1 vs 2 local workers")  # fmt: skip
+    bench.add_argument("--no-compile", action="store_true", help="leave out the compiled step (its compilation takes ~20 s per shape)")
     bench.add_argument("--json", action="store_true")
 
 
@@ -214,6 +223,7 @@ def _add_compare(commands) -> None:
     compare.add_argument("--top-k", type=_integer("top_k", 1, MAX_EXPERTS), default=MODEL.top_k)
     compare.add_argument("--no-baselines", action="store_true", help="skip the two dense baselines")
     compare.add_argument("--device", choices=DEVICES, default=TRAINING.device)
+    _add_compile(compare)
     _add_out(compare)
     _add_scale_out(compare)
 

@@ -28,6 +28,9 @@ class Interrupted(KeyboardInterrupt):
         self.terminated = terminated
 
 
+COMPILE_OPTION = {"auto": "auto", "yes": True, "no": False}  # --compile -> TrainConfig.compile
+
+
 def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
     model = ModelConfig(n_experts=args.experts, gate=args.gate, top_k=args.top_k)
     training = TrainConfig(
@@ -39,6 +42,7 @@ def _configs(args, alpha: float, seed: int) -> tuple[ModelConfig, TrainConfig]:
         seed=seed,
         device=args.device,
         progress=sys.stderr.isatty(),
+        compile=COMPILE_OPTION[args.compile],
     )
     return model, training
 
@@ -199,7 +203,7 @@ def cmd_notebooks(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import format_bench, ones_bench, run_bench, workers_bench
 
-    report = run_bench(args.device) if args.section in ("all", "train") else {}
+    report = run_bench(args.device, compile=not args.no_compile) if args.section in ("all", "train") else {}
     if args.section in ("all", "ones"):
         report["ones_inference"] = ones_bench(args.device)
     if args.section in ("all", "workers"):
@@ -334,7 +338,9 @@ def cmd_compare(args) -> int:
 def _compare_domain(args, profile, model_config, domain: str, names: list[str], executor):
     from .compare import compare_moe_mode
 
-    base = TrainConfig(epochs=args.epochs or profile["epochs"][domain], device=args.device, progress=False)
+    base = TrainConfig(
+        epochs=args.epochs or profile["epochs"][domain], device=args.device, progress=False, compile=COMPILE_OPTION[args.compile]
+    )
     return compare_moe_mode(
         names,
         args.seeds,

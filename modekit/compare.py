@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .compiled import planned_models
 from .config import ModelConfig, TrainConfig
 from .data import Dataset, load
 from .errors import UserError
@@ -83,7 +84,7 @@ def compare_moe_mode(
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
     options = load_options or {}
-    units = [(entry, seed, model_config, base, alphas, vectorise, baselines, max_train, max_val,
+    units = [(entry, seed, len(seeds), model_config, base, alphas, vectorise, baselines, max_train, max_val,
               options.get(entry, {}) if isinstance(entry, str) else {}) for entry in datasets for seed in seeds]  # fmt: skip
     with tqdm(total=len(units), desc="compare: dataset x seed", disable=not progress, leave=False) as bar:
         frames = map_units(executor, _dataset_seed, units, bar)
@@ -91,9 +92,9 @@ def compare_moe_mode(
 
 
 def _dataset_seed(
-    entry, seed: int, model_config, base, alphas, vectorise, baselines, max_train, max_val, load_options
+    entry, seed: int, n_seeds: int, model_config, base, alphas, vectorise, baselines, max_train, max_val, load_options
 ) -> list[pd.DataFrame]:
-    """One unit of the comparison: one dataset (loaded with this seed's split) and one seed."""
+    """One unit of the comparison: one dataset (loaded with this seed's split) and one seed (of `n_seeds`)."""
     data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **load_options)
     if max_train:
         data = data.subsample_train(max_train, seed=seed)
@@ -101,7 +102,9 @@ def _dataset_seed(
         data = data.subsample("val", max_val, seed=seed)
     grid, decays = _grids(data.domain, alphas)
     split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
-    return [frame.assign(split_seed=split_seed) for frame in _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines)]
+    with planned_models(model_config_for(data, model_config), n_seeds * (len(grid) + len(decays))):  # compile="auto"
+        frames = _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines)
+    return [frame.assign(split_seed=split_seed) for frame in frames]
 
 
 def choose_setting(results: pd.DataFrame, model: str, setting: str) -> pd.Series:

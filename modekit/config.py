@@ -17,6 +17,7 @@ from .errors import UserError
 GATES = ("dense", "topk")
 BACKBONES = ("auto", "mlp", "cnn", "vit", "transformer")
 DISTILL_AMONG = ("all", "active")
+COMPILE = ("auto", True, False)
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
@@ -135,6 +136,9 @@ class TrainConfig(_Config):
     seed: int = 0  # the only source of randomness: init, shuffling, gate noise
     device: str = "auto"  # "auto" picks CUDA when available, else CPU
     progress: bool = True  # tqdm progress bar over epochs
+    # the compiled training step (modekit.compiled): "auto" compiles where it was measured faster (CPU,
+    # MLP backbone, enough steps of one shape to repay the compilation); False is the eager reference
+    compile: bool | str = "auto"
 
     def __post_init__(self):
         _check_non_negative("alpha", self.alpha, MAX_ALPHA)
@@ -146,3 +150,5 @@ class TrainConfig(_Config):
         _check_int("patience", self.patience, 0, MAX_EPOCHS)
         _check_int("seed", self.seed, 0, MAX_SEED)
         check_choice("device", self.device, DEVICES)
+        if not any(self.compile is choice or (isinstance(choice, str) and self.compile == choice) for choice in COMPILE):
+            _fail("compile", self.compile, "'auto', True or False")

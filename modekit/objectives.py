@@ -29,6 +29,14 @@ class StepLoss(NamedTuple):
     logits: torch.Tensor  # (n, classes), for the step's accuracy
 
 
+def step_metrics(loss: StepLoss, targets: torch.Tensor) -> torch.Tensor:
+    """(3,) sums over a batch: task loss * b, auxiliary loss * b, correct predictions. The kit's
+    one accuracy computation: every accuracy is these sums divided by the sample count."""
+    b = len(targets)
+    correct = (loss.logits.argmax(-1) == targets).sum().float()
+    return torch.stack([loss.task.float() * b, loss.auxiliary.float() * b, correct])
+
+
 def mode_loss(output, targets: torch.Tensor, alpha, balance_coef: float) -> StepLoss:
     """L = L_task + alpha * L_KD + balance_coef * L_balance, from a model's output.
     `alpha` may be a tensor (one value per member of a vectorised population)."""

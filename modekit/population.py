@@ -21,13 +21,14 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from .compiled import planned_models
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
 from .errors import UserError
 from .executors import map_units
 from .nn import build_model, model_config_for
-from .objectives import mode_loss
+from .objectives import mode_loss, step_metrics
 from .store import active_store, data_checksum
 from .train import (
     EVAL_BATCH,
@@ -37,7 +38,6 @@ from .train import (
     check_fits_memory,
     make_optimizer,
     save_result,
-    step_metrics,
     stored_model,
     stored_result,
     train,
@@ -79,7 +79,7 @@ def train_population(
         results = [stored_model(data, model_config, c) for c in configs]
         missing = [k for k, r in enumerate(results) if r is None]
         with tqdm(total=len(missing), desc="population", disable=not progress, leave=False) as bar:
-            trained = map_units(executor, train, [(data, model_config, configs[k]) for k in missing], bar)
+            trained = map_units(executor, _train_planned, [(data, model_config, configs[k], len(configs)) for k in missing], bar)
         for k, result in zip(missing, trained):
             results[k] = result
         return results
@@ -87,7 +87,8 @@ def train_population(
         return map_units(executor, train_population, [(data, model_config, configs, True, False)])[0]
     if not vectorise:
         members = tqdm(configs, desc="population", disable=not progress, leave=False)
-        return [train(data, model_config, c) for c in members]
+        with planned_models(full_config, len(configs)):  # compile="auto" weighs the members' steps together
+            return [train(data, model_config, c) for c in members]
     check_fits_memory(full_config, len(configs))
     store = active_store()
     if store is None:
@@ -105,6 +106,13 @@ def train_population(
     for key, unit, result in zip(keys, units, results):
         save_result(store, key, unit, result, rng_state)
     return results
+
+
+def _train_planned(data, model_config, config: TrainConfig, planned: int) -> TrainResult:
+    """One member trained in a worker, which knows that `planned` models of its shape are coming
+    (compile="auto" weighs them together; a worker keeps its compiled step for its next units)."""
+    with planned_models(model_config_for(data, model_config), planned):
+        return train(data, model_config, config)
 
 
 def _check_shared(configs: list[TrainConfig]) -> TrainConfig:

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .compiled import CompiledStep, choose
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
 from .distributed import current_ranks
 from .errors import NonFiniteLossError, UserError
 from .nn import build_model, model_config_for
-from .objectives import MoDEObjective, StepLoss, mode_loss
+from .objectives import MoDEObjective, mode_loss, step_metrics
 from .store import ResultsStore, active_store, data_checksum, pack_state, unpack_state
 
 EVAL_BATCH = 4096
@@ -36,14 +37,6 @@ METRICS = ("task_loss", "distillation_loss", "accuracy")
 def make_optimizer(parameters, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     # weight_decay = 0 makes AdamW plain Adam; fused kernels on CUDA
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda")
-
-
-def step_metrics(loss: StepLoss, targets: torch.Tensor) -> torch.Tensor:
-    """(3,) sums over a batch: task loss * b, auxiliary loss * b, correct predictions. The kit's
-    one accuracy computation: every accuracy is these sums divided by the sample count."""
-    b = len(targets)
-    correct = (loss.logits.argmax(-1) == targets).sum().float()
-    return torch.stack([loss.task.float() * b, loss.auxiliary.float() * b, correct])
 
 
 @torch.no_grad()
@@ -162,14 +155,23 @@ class TrainResult:
         }
 
 
-def train_epoch(model, objective, optimizer, X, y, order, batch_size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over the training data in `order`: (step totals (steps, 1), metric means (1, 3))."""
+def train_epoch(
+    model, objective, optimizer, X, y, order, batch_size: int, device, compiled: CompiledStep | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over the training data in `order`: (step totals (steps, 1), metric means (1, 3)).
+    `compiled` (modekit.compiled) trains the full batches; the ragged last one, or every batch
+    when it is None or its compilation failed, takes the eager step (the reference)."""
     model.train()
     steps = -(-len(y) // batch_size)
     totals, sums = torch.zeros(steps, 1, device=device), torch.zeros(3, device=device)
     for step in range(steps):
         index = order[step * batch_size : (step + 1) * batch_size]
         xb, yb = X[index], y[index]
+        out = compiled(xb, yb) if compiled is not None and len(yb) == batch_size else None
+        if out is not None:  # the same sums as below, from one compiled graph
+            totals[step, 0], metrics = out
+            sums += metrics
+            continue
         with autocast(device):
             loss = objective(model, xb, yb)
         optimizer.zero_grad(set_to_none=True)
@@ -209,6 +211,8 @@ def train(
         model = (model or build_model(model_config, config.seed)).to(device)
         step_model = ranks.wrap(model)  # DDP under torchrun: gradients averaged over the ranks
         optimizer = make_optimizer(model.parameters(), config, device)
+        # eager under torchrun: a compiled functional step would bypass DDP's gradient all-reduce
+        compiled = choose(model, objective, optimizer, config, device, len(data.y_train)) if ranks.world == 1 else None
         shuffle = torch.Generator().manual_seed(config.seed)
         X, y = data.X_train.to(device), data.y_train.to(device)
         X_val, y_val = data.X_val.to(device), data.y_val.to(device)
@@ -217,7 +221,7 @@ def train(
         for epoch in tqdm(range(1, config.epochs + 1), desc="train", disable=not (config.progress and ranks.main), leave=False):
             order = torch.randperm(len(y), generator=shuffle).to(device)
             X_rank, y_rank, order_rank, batch, rank_objective = sharding.epoch(X, y, order, objective)
-            rank_epoch = train_epoch(step_model, rank_objective, optimizer, X_rank, y_rank, order_rank, batch, device)
+            rank_epoch = train_epoch(step_model, rank_objective, optimizer, X_rank, y_rank, order_rank, batch, device, compiled)
             totals, train_means = sharding.reduce(*rank_epoch)
             val = ranks.agree(torch.tensor([list(evaluate(model, X_val, y_val).values())]))
             if tracker.end_epoch(epoch, totals, train_means, val, time.perf_counter() - start)[0]:
@@ -276,7 +280,8 @@ def check_fits_memory(model_config: ModelConfig, members: int = 1) -> None:
 
 def unit_config(model_config: ModelConfig, config: TrainConfig, device, objective=None, start=None, vectorised: bool = False) -> dict:
     """What decides one trained model: the store's key is a hash of it (progress bars do not count)."""
-    training = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device")}
+    # compile is left out: compiled and eager steps agree within float rounding (tests/test_compiled.py)
+    training = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device", "compile")}
     return {"model": model_config.to_dict(), "train": training, "device": str(device), "objective": objective,
             "start": start, "vectorised": vectorised}  # fmt: skip
 

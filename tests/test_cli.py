@@ -42,7 +42,7 @@ def test_user_mistakes_exit_2_with_one_line(args, message):
 
 def test_sweep_prints_per_alpha_and_resumes_from_its_folder(tmp_path):
     target = tmp_path / "sweep"
-    args = ("sweep", "--dataset", "wine", "--alphas", "0,0.1", "--seeds", "0,1", "--epochs", "2", "--out", str(target))
+    args = ("sweep", "--dataset", "wine", "--alphas", "0,0.1", "--seeds", "0,1", "--epochs", "2", "--workers", "1", "--out", str(target))
     out = run(*args)
     assert out.returncode == 0, out.stderr
     assert "alpha=0 " in out.stdout and "alpha=0.1" in out.stdout and "reused 0, computed 4" in out.stderr
