@@ -113,8 +113,8 @@ class LocalPool:
     """A pool of `workers` fresh interpreters (multiprocessing "spawn": no forked OpenMP or CUDA
     state), one torch thread each: `submit(fn, *args)` returns an object with `.result()`.
 
-    multiprocessing.Pool, not ProcessPoolExecutor: on an interrupt its `terminate()` stops workers
-    that are mid-unit without hanging on a half-written pipe. Arguments and results travel as plain
+    multiprocessing.Pool, not ProcessPoolExecutor, whose shutdown hung on a half-written call queue
+    after an interrupt; its workers are killed directly on an interrupt (`terminate`). Arguments and results travel as plain
     pickles: multiprocessing's own pickler would move tensors through shared memory and file
     descriptors served by a thread of this process, which an interrupt leaves half done."""
 
@@ -141,8 +141,25 @@ class LocalPool:
         return PickledResult(pool.apply_async(_call_pickled, (pickle.dumps((fn, args)),)))
 
     def terminate(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
+        """Kill the workers now (SIGKILL) and drop the pool. Not `Pool.terminate()`: it first drains
+        the task queue under a lock that a worker killed mid-wait (a SIGTERM sent to the whole
+        process group) still holds, and hung there in a test; so its finalizer is cancelled too."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        handler = getattr(pool, "_worker_handler", None)  # the thread that replaces dead workers
+        if handler is not None:
+            handler._state = "TERMINATE"
+            handler.join(timeout=5)
+        finalizer = getattr(pool, "_terminate", None)
+        if finalizer is not None:
+            finalizer.cancel()
+        workers = list(getattr(pool, "_pool", []))
+        for worker in workers:
+            if worker.exitcode is None:
+                worker.kill()
+        for worker in workers:
+            worker.join(timeout=10)
 
     def shutdown(self, wait: bool = True) -> None:
         if self._pool is not None:

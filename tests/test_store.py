@@ -107,7 +107,21 @@ def test_ones_resumed_equals_uninterrupted(tmp_path):
 
 
 def test_compare_cli_resumes_with_identical_results(tmp_path, capsys):
-    args = ["compare", "--domains", "tabular", "--datasets", "wine", "--seeds", "2", "--epochs", "2", "--no-baselines", "--workers", "1", "--out"]
+    args = [
+        "compare",
+        "--domains",
+        "tabular",
+        "--datasets",
+        "wine",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--no-baselines",
+        "--workers",
+        "1",
+        "--out",
+    ]
     assert main([*args, str(tmp_path / "first")]) == 0
     assert "reused 0, computed 16" in capsys.readouterr().err
     assert main([*args, str(tmp_path / "first")]) == 0
