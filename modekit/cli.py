@@ -112,7 +112,16 @@ FRESH_HELP = "recompute every result even if the --out folder's store has it"
 
 
 def _workers(text: str) -> int | str:
-    return "auto" if text == "auto" else _integer("workers", 1, MAX_WORKERS)(text)
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is not None and 1 <= value <= MAX_WORKERS:
+        return value
+    shown = repr(text) if value is None else value
+    raise argparse.ArgumentTypeError(f"workers={shown} is not allowed: 'auto' or an integer between 1 and {MAX_WORKERS}")
 
 
 def _add_scale_out(parser: argparse.ArgumentParser) -> None:
@@ -124,7 +133,7 @@ def _add_scale_out(parser: argparse.ArgumentParser) -> None:
                         help="pool: local processes; slurm: one SLURM job per unit through submitit (pip install 'modekit[cluster]'); "
                              "submitit-local / submitit-debug: submitit's local and in-process executors (for testing)")  # fmt: skip
     parser.add_argument("--slurm-partition", help="SLURM partition (--executor slurm)")
-    parser.add_argument("--slurm-time", type=_integer("slurm_time", 1, MAX_JOB_MINUTES), default=DEFAULT_TIMEOUT_MIN, metavar="MINUTES",
+    parser.add_argument("--slurm-time", type=_integer("slurm_time", 1, MAX_JOB_MINUTES), metavar="MINUTES",
                         help=f"time limit of one job, in minutes (submitit executors; default {DEFAULT_TIMEOUT_MIN})")  # fmt: skip
     parser.add_argument("--slurm-gpus", type=_integer("slurm_gpus", 0, 64), metavar="N", help="GPUs per job (submitit executors)")
     parser.add_argument("--slurm-cpus", type=_integer("slurm_cpus", 1, 1024), metavar="N", help="CPUs per job (submitit executors)")

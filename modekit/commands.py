@@ -97,9 +97,14 @@ def _resumable(args, total: int, kind: str = "model"):
 def _executor(args, units: int):
     """The executor --executor / --workers ask for (None: one process here), closed afterwards."""
     from .device import resolve_device
-    from .executors import close_executor, make_executor
+    from .executors import DEFAULT_TIMEOUT_MIN, close_executor, make_executor
 
-    if args.slurm_partition and args.executor != "slurm":
+    cluster = {"--slurm-partition": args.slurm_partition, "--slurm-time": args.slurm_time, "--slurm-gpus": args.slurm_gpus,
+               "--slurm-cpus": args.slurm_cpus, "--slurm-mem": args.slurm_mem}  # fmt: skip
+    given = [option for option, value in cluster.items() if value is not None]
+    if given and args.executor == "pool":
+        raise UserError(f"{given[0]} is only for a submitit --executor (slurm, submitit-local, submitit-debug), not --executor pool")
+    if args.slurm_partition is not None and args.executor != "slurm":
         raise UserError(f"--slurm-partition is only for --executor slurm (not --executor {args.executor})")
     executor = make_executor(
         args.executor,
@@ -107,7 +112,7 @@ def _executor(args, units: int):
         resolve_device(args.device).type,
         units,
         folder=args.out / "submitit" if args.out else None,
-        timeout_min=args.slurm_time,
+        timeout_min=args.slurm_time or DEFAULT_TIMEOUT_MIN,
         partition=args.slurm_partition,
         gpus_per_node=args.slurm_gpus,
         cpus_per_task=args.slurm_cpus,

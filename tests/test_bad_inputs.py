@@ -175,11 +175,12 @@ CASES = [
     (csv("nan.csv"), "row 7"),
     # scale-out options (docs/scaling.md)
     ([*SWEEP, "--workers", "0"], "workers=0 is not allowed"),
-    ([*SWEEP, "--workers", "two"], "workers='two' is not allowed"),
+    ([*SWEEP, "--workers", "two"], "workers='two' is not allowed: 'auto' or an integer"),
+    ([*SWEEP, "--slurm-gpus", "1"], "--slurm-gpus is only for a submitit --executor"),
     ([*COMPARE, "--executor", "dask"], "invalid choice: 'dask'"),
-    ([*ONES, "--slurm-partition", "gpu"], "--slurm-partition is only for --executor slurm"),
+    ([*ONES, "--executor", "submitit-local", "--slurm-partition", "gpu"], "--slurm-partition is only for --executor slurm"),
     ([*SWEEP, "--executor", "slurm"], "--executor slurm needs --out DIR"),
-    ([*SWEEP, "--slurm-time", "0"], "slurm_time=0 is not allowed"),
+    ([*SWEEP, "--executor", "submitit-debug", "--slurm-time", "0"], "slurm_time=0 is not allowed"),
 ]
 
 
