@@ -13,6 +13,7 @@ evidence. Both are reported and kept out of verdicts (modekit.stats.verdict_data
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,22 +40,27 @@ def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ..
     return grid, MOE_WEIGHT_DECAY[: len(grid)]
 
 
-def _one_seed(data: Dataset, seed: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines) -> list[pd.DataFrame]:
-    """Every model of one dataset and seed: MoDE per alpha, MoE per weight decay, dense baselines."""
+def _one_seed(
+    data: Dataset, seed: int, n_seeds: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines
+) -> list[pd.DataFrame]:
+    """Every model of one dataset and seed (of `n_seeds`): MoDE per alpha, MoE per weight decay,
+    dense baselines. Each shape's models over all seeds are announced to compile="auto"."""
+    full = model_config_for(data, model_config)
     frames = []
-    mode = train_population(data, model_config, [base.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
-    frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
-    for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
-        moe = train_population(data, model_config, [base.replace(alpha=0.0, weight_decay=decay, seed=seed)], vectorise, progress=False)
-        frames.append(results_frame(moe, dataset=data.name, domain=data.domain).assign(model="MoE"))
+    with planned_models(full, n_seeds * (len(grid) + len(decays))):  # MoDE and MoE share one shape
+        mode = train_population(data, model_config, [base.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
+        frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
+        for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
+            moe = train_population(data, model_config, [base.replace(alpha=0.0, weight_decay=decay, seed=seed)], vectorise, progress=False)
+            frames.append(results_frame(moe, dataset=data.name, domain=data.domain).assign(model="MoE"))
     if baselines:
-        full = model_config_for(data, model_config)
         dense = {
             "dense (same compute)": full.replace(n_experts=1, top_k=1),
             "dense (same params)": full.replace(n_experts=1, top_k=1, expert_hidden=full.expert_hidden * full.n_experts),
         }
         for label, config in dense.items():
-            result = train_population(data, config, [base.replace(alpha=0.0, seed=seed)], vectorise, progress=False)
+            with planned_models(config, n_seeds):
+                result = train_population(data, config, [base.replace(alpha=0.0, seed=seed)], vectorise, progress=False)
             frames.append(results_frame(result, dataset=data.name, domain=data.domain).assign(model=label))
     return frames
 
@@ -84,26 +90,46 @@ def compare_moe_mode(
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
     options = load_options or {}
-    units = [(entry, seed, len(seeds), model_config, base, alphas, vectorise, baselines, max_train, max_val,
-              options.get(entry, {}) if isinstance(entry, str) else {}) for entry in datasets for seed in seeds]  # fmt: skip
+    shared = {"n_seeds": len(seeds), "model_config": model_config, "base": base, "alphas": alphas, "vectorise": vectorise,
+              "baselines": baselines, "max_train": max_train, "max_val": max_val}  # fmt: skip
+    units = [
+        (ComparisonUnit(entry, seed, load_options=options.get(entry, {}) if isinstance(entry, str) else {}, **shared),)
+        for entry in datasets
+        for seed in seeds
+    ]
     with tqdm(total=len(units), desc="compare: dataset x seed", disable=not progress, leave=False) as bar:
-        frames = map_units(executor, _dataset_seed, units, bar)
+        frames = map_units(executor, run_comparison_unit, units, bar)
     return pd.concat([frame for block in frames for frame in block], ignore_index=True)
 
 
-def _dataset_seed(
-    entry, seed: int, n_seeds: int, model_config, base, alphas, vectorise, baselines, max_train, max_val, load_options
-) -> list[pd.DataFrame]:
-    """One unit of the comparison: one dataset (loaded with this seed's split) and one seed (of `n_seeds`)."""
-    data = entry if isinstance(entry, Dataset) else load(entry, seed=seed, **load_options)
-    if max_train:
-        data = data.subsample_train(max_train, seed=seed)
-    if max_val:
-        data = data.subsample("val", max_val, seed=seed)
-    grid, decays = _grids(data.domain, alphas)
-    split_seed = data.metadata.get("seed", 0) if isinstance(entry, Dataset) else seed
-    with planned_models(model_config_for(data, model_config), n_seeds * (len(grid) + len(decays))):  # compile="auto"
-        frames = _one_seed(data, seed, model_config, base, grid, decays, vectorise, baselines)
+@dataclass(frozen=True)
+class ComparisonUnit:
+    """One unit of the comparison, as an executor ships it: one dataset (by name: loaded with this
+    seed's split) and one seed, of `n_seeds` (compile="auto" weighs every seed's models together)."""
+
+    entry: str | Dataset
+    seed: int
+    n_seeds: int
+    model_config: ModelConfig | None
+    base: TrainConfig
+    alphas: Sequence[float] | None
+    vectorise: bool | str
+    baselines: bool
+    max_train: int | None
+    max_val: int | None
+    load_options: dict
+
+
+def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
+    """Every model of one unit: its results frames (with the unit's `split_seed`)."""
+    data = unit.entry if isinstance(unit.entry, Dataset) else load(unit.entry, seed=unit.seed, **unit.load_options)
+    if unit.max_train:
+        data = data.subsample_train(unit.max_train, seed=unit.seed)
+    if unit.max_val:
+        data = data.subsample("val", unit.max_val, seed=unit.seed)
+    grid, decays = _grids(data.domain, unit.alphas)
+    split_seed = data.metadata.get("seed", 0) if isinstance(unit.entry, Dataset) else unit.seed
+    frames = _one_seed(data, unit.seed, unit.n_seeds, unit.model_config, unit.base, grid, decays, unit.vectorise, unit.baselines)
     return [frame.assign(split_seed=split_seed) for frame in frames]
 
 
@@ -207,3 +233,26 @@ def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
                     {"dataset": dataset, "domain": domain, "seed": seed, "comparison": label, "gain": value} for seed, value in gain.items()
                 ]
     return pd.DataFrame(rows, columns=["dataset", "domain", "seed", "comparison", "gain"])
+
+
+def model_accuracies(results: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and model, test accuracy mean and std over seeds: MoE and MoDE at the settings
+    chosen on validation (as the summary reports them), dense baselines over all their runs."""
+    runs = pd.concat([chosen_runs(results), results[results.model.str.startswith("dense")]])
+    return runs.groupby(["dataset", "model"], sort=False).test_accuracy.agg(["mean", "std"])
+
+
+def runs_agree(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Do two runs of one comparison (say eager and compiled) agree within the seed spread? Per
+    dataset and model: both runs' test accuracy mean and std, the difference second - first, and
+    `within_spread`: |difference| <= the larger of the two stds over seeds. A model that only one
+    run has is refused, naming it."""
+    a, b = model_accuracies(first), model_accuracies(second)
+    if set(a.index) != set(b.index):
+        missing = sorted(set(a.index) ^ set(b.index))
+        raise UserError(f"runs={missing!r} is not allowed: both runs must hold the same datasets and models to be compared")
+    table = a.add_suffix("_first").join(b.add_suffix("_second"))
+    table["difference"] = table.mean_second - table.mean_first
+    # within the seed spread: |m2 - m1| <= max(s1, s2)
+    table["within_spread"] = table.difference.abs() <= table[["std_first", "std_second"]].max(axis=1)
+    return table.reset_index()

@@ -14,8 +14,9 @@ Gate noise: inductor runs with `fallback_random`, so the noisy top-k gate draws 
 global generator with eager's own kernel, in eager's order: compiled and eager see the same noise.
 
 `choose` decides per run (TrainConfig.compile): "auto" compiles on CPU, for the MLP backbone, when
-the run plans enough full batches of one shape to repay a cold compilation (`PAYS_AFTER_STEPS`),
-or when that shape is already compiled in this process; never on CUDA (not measured there yet).
+the full batches expected for one shape repay a cold compilation (`pays_off`: planned models x
+planned steps x the share of planned epochs the shape's models really ran, early stopping
+included), or when that shape is already compiled in this process; never on CUDA (not measured there yet).
 """
 
 from __future__ import annotations
@@ -32,17 +33,20 @@ from .config import ModelConfig, TrainConfig
 from .device import autocast
 from .objectives import MoDEObjective, mode_loss, step_metrics
 
-# Measured by `modekit bench` on the project's 2-core CPU, one thread (docs/architecture.md): a cold
-# compilation of one shape takes ~25 s (~4 s with inductor's on-disk cache warm); the compiled step
-# saves ~0.45 ms per batch of 128 at the `letter` shape. 25 s / 0.45 ms ~ 55,000 steps.
-COLD_COMPILE_SECONDS = 25.0
-SAVED_SECONDS_PER_STEP = 0.45e-3
-PAYS_AFTER_STEPS = int(COLD_COMPILE_SECONDS / SAVED_SECONDS_PER_STEP)
+# Measured on the project's 2-core CPU, one thread, nothing else running (docs/architecture.md,
+# "Measured decisions"): compiling a shape inductor's on-disk cache has not seen takes ~19 s when it
+# is the process's first compilation (inductor's own start-up included) and ~12 s after that (~5 s
+# with the cache warm); the compiled step saves ~1.0 ms per full batch of 128 (`letter`: 0.98 ms in
+# `modekit bench`; 1.5 ms eager vs 0.5 ms compiled, about the same at the other tabular shapes).
+FIRST_COMPILE_SECONDS = 19.0
+NEXT_COMPILE_SECONDS = 12.0
+SAVED_SECONDS_PER_STEP = 1.0e-3
 RECOMPILE_LIMIT = 256  # one compiled graph per model shape and batch size; dynamo's default limit (8) is per function
 
 _compiled = {}  # shape key -> CompiledStep's shared graph state (template); compiled once per process
 _failed: dict = {}  # shape key -> why it could not be compiled (eager from then on)
-_planned: dict = {}  # ModelConfig -> models a caller announced it will train (population, compare)
+_planned: dict = {}  # ModelConfig -> [models a caller announced it will train (population, compare), models trained since]
+_ran: dict = {}  # ModelConfig -> (models trained in this process, their shares of planned epochs run, summed)
 _warned: set = set()
 
 
@@ -145,15 +149,16 @@ def shape_key(model: nn.Module, batch_size: int, device: torch.device):
 def planned_models(model_config: ModelConfig, count: int):
     """Announce that `count` models of `model_config` (complete, as `model_config_for` returns it)
     will be trained in this block (populations, compare): "auto" then weighs their steps together."""
-    before = _planned.get(model_config, 0)
-    _planned[model_config] = max(before, count)
+    before = _planned.get(model_config)
+    if before is None or before[0] < count:  # a block of its own (an outer block that plans more keeps counting)
+        _planned[model_config] = [count, 0]
     try:
         yield
     finally:
-        if before:
-            _planned[model_config] = before
-        else:
+        if before is None:
             _planned.pop(model_config, None)
+        else:
+            _planned[model_config] = before
 
 
 def why_eager(model: nn.Module, objective, optimizer, device: torch.device) -> str | None:
@@ -172,10 +177,38 @@ def why_eager(model: nn.Module, objective, optimizer, device: torch.device) -> s
     return None
 
 
+def pays_after_steps() -> int:
+    """The full batches of one shape that repay compiling it cold in this process: a compilation's
+    seconds (the first one pays inductor's start-up too) over the seconds saved per step."""
+    seconds = NEXT_COMPILE_SECONDS if _compiled else FIRST_COMPILE_SECONDS
+    return int(seconds / SAVED_SECONDS_PER_STEP)
+
+
 def pays_off(model_config: ModelConfig, steps_per_model: int) -> bool:
-    """ "auto"'s rule on CPU: the full batches planned for this shape (this model's epochs x full
-    batches per epoch, times the models a caller announced) repay a cold compilation."""
-    return steps_per_model * max(1, _planned.get(model_config, 1)) >= PAYS_AFTER_STEPS
+    """ "auto"'s rule on CPU: the full batches expected for this shape repay compiling it. A model
+    whose own planned steps (epochs x full batches per epoch) repay it compiles at once. Otherwise
+    early stopping makes the planned steps only an upper bound (patience 10 on small data stops far
+    earlier), so the first model of a shape trains eagerly and tells which share of its planned
+    epochs it ran; then the models still to come that a caller announced (`planned_models`), times
+    the planned steps, times that share, decide."""
+    threshold = pays_after_steps()
+    if steps_per_model >= threshold:
+        return True
+    if model_config not in _ran:
+        return False
+    models, shares = _ran[model_config]
+    announced, trained = _planned.get(model_config, (1, 0))
+    # expected steps = models still to come x planned steps per model x mean share of planned epochs run
+    return max(1, announced - trained) * steps_per_model * shares / models >= threshold
+
+
+def note_ran(model_config: ModelConfig, epochs_run: int, epochs: int) -> None:
+    """A model of `model_config` ran `epochs_run` of its `epochs` (early stopping): "auto" expects
+    the next ones of that shape to run as long, and counts it against the models announced."""
+    models, shares = _ran.get(model_config, (0, 0.0))
+    _ran[model_config] = (models + 1, shares + epochs_run / epochs)
+    if model_config in _planned:
+        _planned[model_config][1] += 1
 
 
 def warn_once(reason: str) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .compiled import CompiledStep, choose
+from .compiled import CompiledStep, choose, note_ran
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
 from .device import autocast, resolve_device, tf32_allowed
@@ -230,6 +230,7 @@ def train(
             if tracker.finished:
                 break
         model.load_state_dict(best_state)
+        note_ran(model_config, int(tracker.epochs_run[0]), config.epochs)  # compile="auto" expects as many epochs of this shape
         result = tracker.result(0, model, data, model_config, time.perf_counter() - start, device)
     if store is not None and ranks.main:
         save_result(store, key, unit, result)

@@ -97,3 +97,29 @@ def test_paired_gains_are_the_verdicts_values_and_the_paper_alpha_beside():
     paper = gains[gains.comparison == "paper's alpha"].set_index("seed").gain  # the paper's tabular alpha is 0.1
     np.testing.assert_allclose(tuned.values, [0.05, 0.05, 0.05])
     np.testing.assert_allclose(paper.values, [-0.01, -0.01, -0.01])
+
+
+def _two_runs(shift: float, spread: float = 0.01, seeds: int = 5):
+    """Two results tables of one dataset: the second's MoDE test accuracies moved by `shift`."""
+    rng = np.random.default_rng(0)
+    first, second = [], []
+    for seed in range(seeds):
+        noise = rng.normal(0, spread, 3)
+        first += [run_row("MoE", 0.0, seed, 0.8, 0.80 + noise[0]), run_row("MoDE", 0.1, seed, 0.9, 0.82 + noise[1]),
+                  run_row("dense (same compute)", 0.0, seed, 0.7, 0.75 + noise[2])]  # fmt: skip
+        second += [run_row("MoE", 0.0, seed, 0.8, 0.80 + noise[0] + 0.1 * spread), run_row("MoDE", 0.1, seed, 0.9, 0.82 + noise[1] + shift),
+                   run_row("dense (same compute)", 0.0, seed, 0.7, 0.75 + noise[2])]  # fmt: skip
+    return pd.DataFrame(first), pd.DataFrame(second)
+
+
+def test_runs_agree_within_the_seed_spread_and_not_beyond():
+    from modekit.compare import runs_agree
+
+    same = runs_agree(*_two_runs(shift=0.005)).set_index("model")
+    assert same.within_spread.all() and same.loc["MoDE", "difference"] == pytest.approx(0.005)
+    assert same.loc["dense (same compute)", "difference"] == 0.0
+    moved = runs_agree(*_two_runs(shift=0.05)).set_index("model")  # five times the seed spread
+    assert not moved.loc["MoDE", "within_spread"] and moved.loc[["MoE", "dense (same compute)"], "within_spread"].all()
+    first, second = _two_runs(shift=0.0)
+    with pytest.raises(mk.UserError, match=r"runs=\[\('d', 'dense \(same compute\)'\)\] is not allowed"):
+        runs_agree(first, second[second.model != "dense (same compute)"])

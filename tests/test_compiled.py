@@ -17,6 +17,7 @@ import torch
 from torch._dynamo.testing import CompileCounter
 
 from modekit import compiled
+from modekit.compare import compare_moe_mode
 from modekit.config import ModelConfig, TrainConfig
 from modekit.data import load
 from modekit.errors import UserError
@@ -108,6 +109,8 @@ def counting(monkeypatch):
     monkeypatch.setattr(compiled, "_compiled", {})
     monkeypatch.setattr(compiled, "_failed", {})
     monkeypatch.setattr(compiled, "_warned", set())
+    monkeypatch.setattr(compiled, "_planned", {})
+    monkeypatch.setattr(compiled, "_ran", {})
     return counter
 
 
@@ -150,20 +153,67 @@ def test_compile_error_at_the_first_step_falls_back_to_eager(counting, wine, mon
     assert _largest_difference(eager, fallback) == 0.0
 
 
-def test_auto_compiles_only_when_the_planned_steps_repay_the_compilation(counting, wine):
+def test_auto_compiles_only_when_the_expected_steps_repay_the_compilation(counting, wine):
     model_config = ModelConfig(**TINY)
     full = model_config.replace(n_features=wine.n_features, n_classes=wine.n_classes, backbone="mlp")
+    cpu = torch.device("cpu")
     model = torch.nn.Linear(1, 1)  # not a kit model: never compiled
     config = TrainConfig(**RUN)
-    assert compiled.choose(model, None, None, config, torch.device("cpu"), 113) is None
+    assert compiled.choose(model, None, None, config, cpu, 113) is None
     kit_model = build_model(full, 0)
-    optimizer = make_optimizer(kit_model.parameters(), config, torch.device("cpu"))
-    steps_per_model = RUN["epochs"] * (113 // RUN["batch_size"])
-    assert compiled.choose(kit_model, MoDEObjective(), optimizer, config, torch.device("cpu"), 113) is None
-    with compiled.planned_models(full, compiled.PAYS_AFTER_STEPS // steps_per_model + 1):
-        chosen = compiled.choose(kit_model, MoDEObjective(), optimizer, config, torch.device("cpu"), 113)
-    assert isinstance(chosen, compiled.CompiledStep) and full not in compiled._planned
-    assert compiled.choose(kit_model, MoDEObjective(), optimizer, config.replace(compile=False), torch.device("cpu"), 113) is None
+    optimizer = make_optimizer(kit_model.parameters(), config, cpu)
+
+    def chosen(config=config):
+        return compiled.choose(kit_model, MoDEObjective(), optimizer, config, cpu, 113)
+
+    steps = RUN["epochs"] * (113 // RUN["batch_size"])  # planned full batches per model
+    enough = -(-compiled.pays_after_steps() // steps)  # models whose full planned steps repay a compilation
+    assert chosen() is None
+    with compiled.planned_models(full, enough + 1):
+        assert chosen() is None, "the first model of a shape trains eagerly: early stopping may cut its planned steps"
+        compiled.note_ran(full, RUN["epochs"], RUN["epochs"])  # it ran every planned epoch: `enough` models to come
+        assert compiled._planned[full] == [enough + 1, 1] and isinstance(chosen(), compiled.CompiledStep)
+    assert full not in compiled._planned
+    compiled._compiled.clear()
+    with compiled.planned_models(full, enough + 1):  # the same shape, but its models stop at half their epochs
+        compiled.note_ran(full, 0, RUN["epochs"])  # the mean share of planned epochs run is now 1/2
+        assert chosen() is None
+    with compiled.planned_models(full, 2 * enough + 1):
+        compiled.note_ran(full, RUN["epochs"] // 2, RUN["epochs"])
+        assert compiled._ran[full] == (3, 1.0 + RUN["epochs"] // 2 / RUN["epochs"]) and chosen() is None  # share 4/9 < 1/2
+        compiled.note_ran(full, RUN["epochs"], RUN["epochs"])  # share 7/12 now: 2 * enough - 1 models to come repay it
+        assert isinstance(chosen(), compiled.CompiledStep)
+    compiled._compiled.clear()
+    assert isinstance(chosen(config.replace(epochs=compiled.pays_after_steps())), compiled.CompiledStep), "a model long enough alone"
+    assert chosen(config.replace(compile=False)) is None
+
+
+def test_a_later_compilation_pays_off_sooner_than_the_first(counting, wine):
+    # the first compilation of a process pays inductor's start-up: more steps must repay it
+    first = compiled.pays_after_steps()
+    assert first == int(compiled.FIRST_COMPILE_SECONDS / compiled.SAVED_SECONDS_PER_STEP)
+    train(wine, ModelConfig(**TINY), TrainConfig(compile=True, **{**RUN, "epochs": 1}))
+    assert compiled._compiled and compiled.pays_after_steps() == int(compiled.NEXT_COMPILE_SECONDS / compiled.SAVED_SECONDS_PER_STEP)
+    assert compiled.pays_after_steps() < first
+
+
+def test_compare_announces_every_model_of_a_shape_dense_baselines_included(counting, wine, monkeypatch):
+    announced = {}  # (experts, hidden) -> the models planned for that shape when its first model is trained
+    real = compiled.pays_off
+
+    def recording(model_config, steps_per_model):
+        announced.setdefault((model_config.n_experts, model_config.expert_hidden), compiled._planned.get(model_config, [None])[0])
+        return real(model_config, steps_per_model)
+
+    monkeypatch.setattr(compiled, "pays_off", recording)
+    compare_moe_mode([wine], seeds=[0, 1, 2], model_config=ModelConfig(**TINY), train_config=TrainConfig(**{**RUN, "epochs": 1}),
+                     alphas=[0.1, 1.0], progress=False, baselines=True)  # fmt: skip
+    experts, hidden = TINY["n_experts"], TINY["expert_hidden"]
+    # MoE and MoDE: 3 seeds x (2 alphas + 2 weight decays); each dense baseline: 3 seeds
+    assert announced == {(experts, hidden): 12, (1, hidden): 3, (1, hidden * experts): 3}
+    # every trained model told "auto" how many of its planned epochs it ran (here all: one epoch)
+    assert {(c.n_experts, c.expert_hidden): ran for c, ran in compiled._ran.items()} == {
+        (experts, hidden): (12, 12.0), (1, hidden): (3, 3.0), (1, hidden * experts): (3, 3.0)}  # fmt: skip
 
 
 @pytest.mark.parametrize("value", ["yes", 1, 0, None])
