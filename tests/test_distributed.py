@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,4 +144,7 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_with_one_error_line():
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "training loss became nan at epoch 1" in errors[0], done.stderr[-3000:]
     assert done.returncode != 0
-    assert done.stderr.count("exitcode  : 2") == 2  # torchrun's summary: both ranks exited with the CLI's code 2
+    # torchrun's summary: the ranks exited with the CLI's code 2; under load the agent may SIGTERM (-15) the
+    # second rank before it reaches its own exit (seen once in a full run beside a reproduction)
+    codes = re.findall(r"exitcode\s*:\s*(-?\d+)", done.stderr)
+    assert "2" in codes and set(codes) <= {"2", "-15"}, done.stderr[-3000:]
