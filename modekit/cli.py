@@ -34,16 +34,20 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def _integer(name: str, low: int, high: int):
-    """An argparse type: an integer in [low, high]; the message names the option's field and the range."""
+def _integer(name: str, low: int, high: int, word: str | None = None):
+    """An argparse type: an integer in [low, high] (or the one `word`, e.g. 'auto', as given); the
+    message names the option's field and what is allowed."""
+    allowed = (f"{word!r} or " if word else "") + f"an integer between {low} and {high}"
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> int | str:
+        if word is not None and text == word:
+            return text
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not allowed: an integer between {low} and {high}") from None
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not allowed: {allowed}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name}={value} is not allowed: an integer between {low} and {high}")
+            raise argparse.ArgumentTypeError(f"{name}={value} is not allowed: {allowed}")
         return value
 
     return parse
@@ -111,22 +115,9 @@ OUT_HELP = "output folder (new, or one modekit made: a rerun resumes from its re
 FRESH_HELP = "recompute every result even if the --out folder's store has it"
 
 
-def _workers(text: str) -> int | str:
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is not None and 1 <= value <= MAX_WORKERS:
-        return value
-    shown = repr(text) if value is None else value
-    raise argparse.ArgumentTypeError(f"workers={shown} is not allowed: 'auto' or an integer between 1 and {MAX_WORKERS}")
-
-
 def _add_scale_out(parser: argparse.ArgumentParser) -> None:
     """Where the command's units (populations, dataset x seed, OneS seeds) run (docs/scaling.md)."""
-    parser.add_argument("--workers", type=_workers, default="auto", metavar="N|auto",
+    parser.add_argument("--workers", type=_integer("workers", 1, MAX_WORKERS, word="auto"), default="auto", metavar="N|auto",
                         help="local worker processes, one torch thread each (auto: one per core on the CPU, 1 on CUDA); "
                              "with a submitit --executor: the most jobs queued or running at once (auto: 16)")  # fmt: skip
     parser.add_argument("--executor", choices=EXECUTORS, default="pool",

@@ -202,13 +202,17 @@ def pays_off(model_config: ModelConfig, steps_per_model: int) -> bool:
     return max(1, announced - trained) * steps_per_model * shares / models >= threshold
 
 
-def note_ran(model_config: ModelConfig, epochs_run: int, epochs: int) -> None:
-    """A model of `model_config` ran `epochs_run` of its `epochs` (early stopping): "auto" expects
-    the next ones of that shape to run as long, and counts it against the models announced."""
-    models, shares = _ran.get(model_config, (0, 0.0))
-    _ran[model_config] = (models + 1, shares + epochs_run / epochs)
-    if model_config in _planned:
-        _planned[model_config][1] += 1
+def note_ran(model: nn.Module, objective, epochs_run: int, epochs: int) -> None:
+    """`model` ran `epochs_run` of its `epochs` (early stopping): "auto" expects the next ones of its
+    shape to run as long, and counts it against the models announced. Only runs that could have
+    been compiled count (a OneS student keeps its teacher's config, under another objective)."""
+    config = getattr(model, "config", None)
+    if not isinstance(objective, MoDEObjective) or not isinstance(config, ModelConfig):
+        return
+    models, shares = _ran.get(config, (0, 0.0))
+    _ran[config] = (models + 1, shares + epochs_run / epochs)
+    if config in _planned:
+        _planned[config][1] += 1
 
 
 def warn_once(reason: str) -> None:

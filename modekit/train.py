@@ -230,7 +230,7 @@ def train(
             if tracker.finished:
                 break
         model.load_state_dict(best_state)
-        note_ran(model_config, int(tracker.epochs_run[0]), config.epochs)  # compile="auto" expects as many epochs of this shape
+        note_ran(model, objective, int(tracker.epochs_run[0]), config.epochs)  # compile="auto" expects as many epochs of this shape
         result = tracker.result(0, model, data, model_config, time.perf_counter() - start, device)
     if store is not None and ranks.main:
         save_result(store, key, unit, result)

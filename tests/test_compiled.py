@@ -169,19 +169,23 @@ def test_auto_compiles_only_when_the_expected_steps_repay_the_compilation(counti
     steps = RUN["epochs"] * (113 // RUN["batch_size"])  # planned full batches per model
     enough = -(-compiled.pays_after_steps() // steps)  # models whose full planned steps repay a compilation
     assert chosen() is None
+    compiled.note_ran(kit_model, object(), RUN["epochs"], RUN["epochs"])  # another objective (OneS's KD): never compiled, not counted
+    assert full not in compiled._ran
     with compiled.planned_models(full, enough + 1):
         assert chosen() is None, "the first model of a shape trains eagerly: early stopping may cut its planned steps"
-        compiled.note_ran(full, RUN["epochs"], RUN["epochs"])  # it ran every planned epoch: `enough` models to come
+        compiled.note_ran(kit_model, MoDEObjective(), RUN["epochs"], RUN["epochs"])  # it ran every planned epoch: `enough` models to come
         assert compiled._planned[full] == [enough + 1, 1] and isinstance(chosen(), compiled.CompiledStep)
     assert full not in compiled._planned
     compiled._compiled.clear()
     with compiled.planned_models(full, enough + 1):  # the same shape, but its models stop at half their epochs
-        compiled.note_ran(full, 0, RUN["epochs"])  # the mean share of planned epochs run is now 1/2
+        compiled.note_ran(kit_model, MoDEObjective(), 0, RUN["epochs"])  # the mean share of planned epochs run is now 1/2
         assert chosen() is None
     with compiled.planned_models(full, 2 * enough + 1):
-        compiled.note_ran(full, RUN["epochs"] // 2, RUN["epochs"])
+        compiled.note_ran(kit_model, MoDEObjective(), RUN["epochs"] // 2, RUN["epochs"])
         assert compiled._ran[full] == (3, 1.0 + RUN["epochs"] // 2 / RUN["epochs"]) and chosen() is None  # share 4/9 < 1/2
-        compiled.note_ran(full, RUN["epochs"], RUN["epochs"])  # share 7/12 now: 2 * enough - 1 models to come repay it
+        compiled.note_ran(
+            kit_model, MoDEObjective(), RUN["epochs"], RUN["epochs"]
+        )  # share 7/12 now: 2 * enough - 1 models to come repay it
         assert isinstance(chosen(), compiled.CompiledStep)
     compiled._compiled.clear()
     assert isinstance(chosen(config.replace(epochs=compiled.pays_after_steps())), compiled.CompiledStep), "a model long enough alone"
