@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +45,9 @@ def run_side_by_side(out: Path, seeds: str, profile: str) -> dict[str, tuple[flo
         side, log = children.pop(pid)
         log.close()
         if os.waitstatus_to_exitcode(status):
+            for other in children:  # the other run measures nothing alone: stop it too
+                os.kill(other, signal.SIGTERM)
+                os.waitpid(other, 0)
             raise SystemExit(f"{side}: modekit compare failed; see {out / f'{side}.log'}")
         times[side] = (time.perf_counter() - started, usage.ru_utime + usage.ru_stime)
     return times
@@ -64,6 +68,9 @@ def main() -> None:
             print(f"{side:>5}: wall {wall:7.1f} s, CPU {cpu:7.1f} s")
         (eager_wall, eager_cpu), (auto_wall, auto_cpu) = times["eager"], times["auto"]
         print(f"compiled vs eager: {eager_wall / auto_wall:.2f}x wall, {eager_cpu / auto_cpu:.2f}x CPU time\n")
+    missing = [str(args.out / side / "results.csv") for side in SIDES if not (args.out / side / "results.csv").is_file()]
+    if missing:
+        raise SystemExit(f"OUT={args.out} holds no finished runs to compare: {', '.join(missing)} missing")
     results = {side: pd.read_csv(args.out / side / "results.csv") for side in SIDES}
     for side in SIDES:
         print(f"--- {side}: {(args.out / side / 'summary.txt').read_text()}")
