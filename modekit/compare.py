@@ -41,13 +41,14 @@ def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ..
 
 
 def _one_seed(
-    data: Dataset, seed: int, n_seeds: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines
+    data: Dataset, seed: int, seeds_left: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines
 ) -> list[pd.DataFrame]:
-    """Every model of one dataset and seed (of `n_seeds`): MoDE per alpha, MoE per weight decay,
-    dense baselines. Each shape's models over all seeds are announced to compile="auto"."""
+    """Every model of one dataset and seed: MoDE per alpha, MoE per weight decay, dense baselines.
+    Each shape's models of this seed and the `seeds_left - 1` seeds after it are announced to
+    compile="auto" (the models still to come in a run that takes the units in order)."""
     full = model_config_for(data, model_config)
     frames = []
-    with planned_models(full, n_seeds * (len(grid) + len(decays))):  # MoDE and MoE share one shape
+    with planned_models(full, seeds_left * (len(grid) + len(decays))):  # MoDE and MoE share one shape
         mode = train_population(data, model_config, [base.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
         frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
         for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
@@ -59,7 +60,7 @@ def _one_seed(
             "dense (same params)": full.replace(n_experts=1, top_k=1, expert_hidden=full.expert_hidden * full.n_experts),
         }
         for label, config in dense.items():
-            with planned_models(config, n_seeds):
+            with planned_models(config, seeds_left):
                 result = train_population(data, config, [base.replace(alpha=0.0, seed=seed)], vectorise, progress=False)
             frames.append(results_frame(result, dataset=data.name, domain=data.domain).assign(model=label))
     return frames
@@ -90,12 +91,12 @@ def compare_moe_mode(
     if not list(seeds):
         raise UserError("seeds=[] is not allowed: give at least one seed")
     options = load_options or {}
-    shared = {"n_seeds": len(seeds), "model_config": model_config, "base": base, "alphas": alphas, "vectorise": vectorise,
+    shared = {"model_config": model_config, "base": base, "alphas": alphas, "vectorise": vectorise,
               "baselines": baselines, "max_train": max_train, "max_val": max_val}  # fmt: skip
     units = [
-        (ComparisonUnit(entry, seed, load_options=options.get(entry, {}) if isinstance(entry, str) else {}, **shared),)
+        (ComparisonUnit(entry, seed, len(seeds) - i, load_options=options.get(entry, {}) if isinstance(entry, str) else {}, **shared),)
         for entry in datasets
-        for seed in seeds
+        for i, seed in enumerate(seeds)
     ]
     with tqdm(total=len(units), desc="compare: dataset x seed", disable=not progress, leave=False) as bar:
         frames = map_units(executor, run_comparison_unit, units, bar)
@@ -105,11 +106,12 @@ def compare_moe_mode(
 @dataclass(frozen=True)
 class ComparisonUnit:
     """One unit of the comparison, as an executor ships it: one dataset (by name: loaded with this
-    seed's split) and one seed, of `n_seeds` (compile="auto" weighs every seed's models together)."""
+    seed's split) and one seed; `seeds_left`: this seed and the dataset's seeds after it (compile="auto"
+    weighs the models still to come together)."""
 
     entry: str | Dataset
     seed: int
-    n_seeds: int
+    seeds_left: int
     model_config: ModelConfig | None
     base: TrainConfig
     alphas: Sequence[float] | None
@@ -129,7 +131,7 @@ def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
         data = data.subsample("val", unit.max_val, seed=unit.seed)
     grid, decays = _grids(data.domain, unit.alphas)
     split_seed = data.metadata.get("seed", 0) if isinstance(unit.entry, Dataset) else unit.seed
-    frames = _one_seed(data, unit.seed, unit.n_seeds, unit.model_config, unit.base, grid, decays, unit.vectorise, unit.baselines)
+    frames = _one_seed(data, unit.seed, unit.seeds_left, unit.model_config, unit.base, grid, decays, unit.vectorise, unit.baselines)
     return [frame.assign(split_seed=split_seed) for frame in frames]
 
 

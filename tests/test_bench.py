@@ -1,6 +1,7 @@
 """The train-step bench: every configuration measured, figures positive, ratios and shares consistent."""
 
 import math
+import os
 
 import torch
 from torch._dynamo.testing import CompileCounter
@@ -35,11 +36,24 @@ def test_step_flops_count_three_forward_passes():
     assert step_flops(SHAPES["letter"], 1) == 3 * 2 * (16 * 4 + 4 * (16 * 64 + 64 * 64) + 64 * 26)
 
 
-def test_bench_times_the_compiled_step_and_its_payoff(monkeypatch):
+def test_bench_times_the_compiled_step_and_its_payoff(monkeypatch, tmp_path):
     counter = CompileCounter()  # dynamo's counting backend: the bench's compiled path without inductor's ~20 s
-    monkeypatch.setattr(compiled, "_compile", lambda f: torch.compile(f, backend=counter, dynamic=False, fullgraph=True))
+    cache_dirs = []  # the kernel cache each compilation saw, and whether it was empty
+
+    def counted(f):
+        cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "")
+        cache_dirs.append((cache, os.path.isdir(cache) and not os.listdir(cache)))
+        return torch.compile(f, backend=counter, dynamic=False, fullgraph=True)
+
+    monkeypatch.setattr(compiled, "_compile", counted)
     monkeypatch.setattr(compiled, "_compiled", {})
+    users_cache = tmp_path / "kernels"  # a cache of earlier runs: the bench compiles beside it, and leaves it set
+    users_cache.mkdir()
+    (users_cache / "earlier-kernel.so").write_bytes(b"")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(users_cache))
     report = run_bench("cpu", populations=(), repeats=2, shapes=("letter",), batches=(16,))
+    assert [empty for _, empty in cache_dirs] == [True] and cache_dirs[0][0] != str(users_cache)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(users_cache) and os.listdir(users_cache) == ["earlier-kernel.so"]
     assert {row["configuration"] for row in report["steps"]} == EAGER | {"stacked (compiled)"} and counter.frame_count == 1
     (payoff,) = report["compilations"]
     assert payoff["compile_seconds"] > 0 and payoff["pays_off_after_models"] > 0

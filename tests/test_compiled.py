@@ -201,20 +201,22 @@ def test_a_later_compilation_pays_off_sooner_than_the_first(counting, wine):
     assert compiled.pays_after_steps() < first
 
 
-def test_compare_announces_every_model_of_a_shape_dense_baselines_included(counting, wine, monkeypatch):
-    announced = {}  # (experts, hidden) -> the models planned for that shape when its first model is trained
+def test_compare_announces_the_models_still_to_come_of_a_shape_dense_baselines_included(counting, wine, monkeypatch):
+    announced = {}  # (experts, hidden) -> the models planned for that shape, at each seed's first model of it
     real = compiled.pays_off
 
     def recording(model_config, steps_per_model):
-        announced.setdefault((model_config.n_experts, model_config.expert_hidden), compiled._planned.get(model_config, [None])[0])
+        planned, trained = compiled._planned.get(model_config, [None, None])
+        if trained == 0:
+            announced.setdefault((model_config.n_experts, model_config.expert_hidden), []).append(planned)
         return real(model_config, steps_per_model)
 
     monkeypatch.setattr(compiled, "pays_off", recording)
     compare_moe_mode([wine], seeds=[0, 1, 2], model_config=ModelConfig(**TINY), train_config=TrainConfig(**{**RUN, "epochs": 1}),
                      alphas=[0.1, 1.0], progress=False, baselines=True)  # fmt: skip
     experts, hidden = TINY["n_experts"], TINY["expert_hidden"]
-    # MoE and MoDE: 3 seeds x (2 alphas + 2 weight decays); each dense baseline: 3 seeds
-    assert announced == {(experts, hidden): 12, (1, hidden): 3, (1, hidden * experts): 3}
+    # MoE and MoDE: (3, 2, 1 seeds to come) x (2 alphas + 2 weight decays); each dense baseline: 3, 2, 1 seeds
+    assert announced == {(experts, hidden): [12, 8, 4], (1, hidden): [3, 2, 1], (1, hidden * experts): [3, 2, 1]}
     # every trained model told "auto" how many of its planned epochs it ran (here all: one epoch)
     assert {(c.n_experts, c.expert_hidden): ran for c, ran in compiled._ran.items()} == {
         (experts, hidden): (12, 12.0), (1, hidden): (3, 3.0), (1, hidden * experts): (3, 3.0)}  # fmt: skip
