@@ -169,12 +169,20 @@ def _run_in_parallel(out: Path, profile: str, notebooks: list[str], cell_timeout
     from .executors import LocalPool
 
     pool, rows = LocalPool(jobs), {}
+    # the longest first (by the profile's expected seconds): the short ones fill in beside it, rather
+    # than the longest starting last and running alone
+    longest_first = sorted(notebooks, key=lambda name: -expected.get(name, 60))
     try:
-        pending = {name: pool.submit(run_notebook, out, profile, name, cell_timeout, NOTEBOOK_DIR) for name in notebooks}
-        for name, result in pending.items():
-            bar.set_postfix_str(name)
-            rows[name] = result.result()
-            bar.update(expected.get(name, 60))
+        pending = {name: pool.submit(run_notebook, out, profile, name, cell_timeout, NOTEBOOK_DIR) for name in longest_first}
+        while pending:
+            finished = [name for name, result in pending.items() if result.done()]
+            for name in finished:
+                rows[name] = pending.pop(name).result()
+                bar.update(expected.get(name, 60))
+            if pending:
+                bar.set_postfix_str(", ".join(pending))
+                if not finished:
+                    time.sleep(0.2)
     except KeyboardInterrupt as interrupt:
         pool.terminate()
         for name in notebooks:

@@ -104,6 +104,22 @@ def test_dead_kernel_and_hung_cell_fail_their_notebooks_and_the_others_run(tmp_p
     assert runs.seconds["hangs"] < 30  # stopped by the cell timeout, not by the cell finishing
 
 
+def test_parallel_notebooks_start_the_longest_first_and_report_in_their_own_order(tmp_path, monkeypatch):
+    starts = tmp_path / "starts.txt"  # each notebook appends its name as its first cell runs
+    write = f"open({str(starts)!r}, 'a').write(%r + '\\n')"
+    _write_notebooks(
+        tmp_path / "notebooks",
+        {"short_a": write % "short_a", "short_b": write % "short_b" + "\nimport time\ntime.sleep(3)", "long": write % "long"},
+    )
+    monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    monkeypatch.setitem(batch.EXPECTED_SECONDS, "fast", {"short_a": 1, "short_b": 2, "long": 100})
+    (tmp_path / "out").mkdir()
+    runs = batch.run_notebooks(tmp_path / "out", notebooks=["short_a", "short_b", "long"], progress=False, cell_timeout=60, jobs=2)
+    assert list(runs.notebook) == ["short_a", "short_b", "long"] and set(runs.status) == {"ok"}
+    # two at a time: the longest and the next longest start together, the shortest when one has finished
+    assert sorted(starts.read_text().split()[:2]) == ["long", "short_b"] and starts.read_text().split()[2] == "short_a"
+
+
 def test_fast_kernels_get_one_thread_and_the_environment_is_restored(tmp_path, monkeypatch):
     _write_notebooks(
         tmp_path / "notebooks",
