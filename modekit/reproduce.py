@@ -180,7 +180,7 @@ def _run_in_parallel(out: Path, profile: str, notebooks: list[str], cell_timeout
                 rows[name] = pending.pop(name).result()
                 bar.update(expected.get(name, 60))
             if pending:
-                bar.set_postfix_str(", ".join(pending))
+                bar.set_postfix_str("not finished: " + ", ".join(pending))
                 if not finished:
                     time.sleep(0.2)
     except KeyboardInterrupt as interrupt:

@@ -109,7 +109,12 @@ def test_parallel_notebooks_start_the_longest_first_and_report_in_their_own_orde
     write = f"open({str(starts)!r}, 'a').write(%r + '\\n')"
     _write_notebooks(
         tmp_path / "notebooks",
-        {"short_a": write % "short_a", "short_b": write % "short_b" + "\nimport time\ntime.sleep(3)", "long": write % "long"},
+        {
+            "short_a": write % "short_a",
+            # finishes only once "long" has started (at most 60 s): the order below does not rest on kernel start-up times
+            "short_b": write % "short_b" + f"\nimport time\nwhile 'long' not in open({str(starts)!r}).read():\n    time.sleep(0.1)",
+            "long": write % "long",
+        },
     )
     monkeypatch.setattr(batch, "NOTEBOOK_DIR", tmp_path / "notebooks")
     monkeypatch.setitem(batch.EXPECTED_SECONDS, "fast", {"short_a": 1, "short_b": 2, "long": 100})
