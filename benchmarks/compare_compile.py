@@ -8,7 +8,7 @@ thread each (so each has a core of a 2-core machine): `--compile no` (the eager 
 behaviour before the compiled step) into OUT/eager and `--compile auto` into OUT/auto, each with
 its own empty inductor cache (a user's first run: every compilation cold). Prints both wall and
 CPU times, their ratios, both summary tables, and whether the two runs' test accuracies agree
-within the seed spread (modekit.compare.runs_agree). Needs the real data under $MODEKIT_DATA.
+within the seed spread (modekit.experiments.compare.runs_agree). Needs the real data under $MODEKIT_DATA.
 OUT must not exist yet (nothing is overwritten), except with --tables-only.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modekit.compare import runs_agree
+from modekit.experiments.compare import runs_agree
 
 SIDES = {"eager": "no", "auto": "auto"}
 

@@ -17,7 +17,7 @@ import torch
 import modekit
 from modekit.config import ModelConfig
 from modekit.nn import build_model, model_config_for
-from modekit.objectives import mode_loss
+from modekit.training.objectives import mode_loss
 
 
 def main() -> None:

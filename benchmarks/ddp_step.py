@@ -2,7 +2,7 @@
 
     python benchmarks/ddp_step.py [--batches 128,2048] [--steps 40]
 
-One run measures, at the bench shape (modekit.bench: 54 features, 4 experts of hidden 128, 7
+One run measures, at the bench shape (modekit.experiments.bench: 54 features, 4 experts of hidden 128, 7
 classes) and for each global batch: one process with one thread, one process with two threads,
 and 2 DDP ranks (gloo, one thread each, each on half of the global batch). A step is forward,
 losses, backward (with DDP's gradient all-reduce) and AdamW. Each figure is the median of 3 timed
@@ -25,11 +25,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from modekit.bench import BENCH_SHAPE
 from modekit.config import ModelConfig, TrainConfig
+from modekit.experiments.bench import BENCH_SHAPE
 from modekit.nn import build_model
-from modekit.objectives import mode_loss
-from modekit.train import make_optimizer
+from modekit.training.loop import make_optimizer
+from modekit.training.objectives import mode_loss
 
 WARMUP, BLOCKS = 5, 3
 

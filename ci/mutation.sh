@@ -4,7 +4,7 @@
 # Installs the pinned mutmut (ci/requirements-mutation.txt) into the git-ignored .mutmut-lib/ if missing,
 # then prints the surviving mutants and the score. Idempotent: mutants/ keeps the verdicts while tests/
 # and the config are unchanged (mutmut re-tests the mutants of changed functions only); after a change
-# there it starts afresh. Arguments are mutant names or globs to re-run, e.g. 'modekit.stats.x_judge*'.
+# there it starts afresh. Arguments are mutant names or globs to re-run, e.g. 'modekit.analysis.stats.x_judge*'.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -1,40 +1,70 @@
 """modekit: Mixture-of-Experts, MoDE (mutual distillation among experts) and OneS, for teaching and reproduction.
 
-Layers, bottom to top (docs/architecture.md; checked by import-linter): errors, data, device,
-config, functional, nn, objectives | gathering, train, population, probing | stats | plots,
-profiles, compare | ones_experiment, bench, claims | notebook_client, reproduce | notebook,
-commands, cli.
+The layers, top to bottom (each imports only from the ones below it; pyproject.toml's import-linter
+contract is the one list, tests/test_layout.py holds this copy to it):
+
+<!-- layers -->
+    __main__        `python -m modekit`
+    cli/            the command line: parser (options built from config fields), types (option parsing), commands
+    estimator       face: the scikit-learn classifier
+    notebook        face: the notebooks' setup (profile, device, seeds)
+    reproduction/   batch reproduction: runner (papermill), report, provenance, notebook_client
+    experiments/    multi-model experiments: compare (MoE vs MoDE vs dense), bench
+    ones/           OneS: gathering, distill (the student's KD objective), experiment, speed
+    analysis/       probing, stats (effects, intervals, verdicts), plots, claims (the scorecard)
+    training/       loop, result, resume (results-store adapter), objectives, population, compiled, distributed
+    nn/             experts (stacked + reference loop), gates, moe (the MoE layer), models (backbones, model factory)
+    data/           dataset (the Dataset type), embedded, synthetic, composite, tabular, images, text, user, files, download
+    executors       ground floor: where units of work run (local pool, submitit)
+    device          ground floor: device choice, autocast
+    functional      ground floor: the losses as functions (L_KD in O(E), balance, KD)
+    profiles        ground floor: the fast / laptop / full plans
+    config          ground floor: validated configs; every option's bounds and help
+    store           ground floor: the results store (sqlite3)
+    resources       ground floor: package data (notebooks, manifest)
+    errors          ground floor: the errors a user sees
+<!-- /layers -->
+
+`import modekit as mk` gives the names below; each is imported on first use, so that importing the
+package (and `python -m modekit --help`) does not import torch.
 """
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset, load
-from .errors import NonFiniteLossError, UserError
-from .functional import mutual_distillation_loss
-from .nn import MoELayer, TabularMoE, build_model, model_config_for
-from .objectives import DistillationObjective, MoDEObjective
-from .population import sweep_configs, train_population
-from .train import TrainResult, evaluate, results_frame, train
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Dataset",
-    "DistillationObjective",
-    "MoDEObjective",
-    "MoELayer",
-    "ModelConfig",
-    "NonFiniteLossError",
-    "TabularMoE",
-    "TrainConfig",
-    "TrainResult",
-    "UserError",
-    "build_model",
-    "evaluate",
-    "load",
-    "model_config_for",
-    "mutual_distillation_loss",
-    "results_frame",
-    "sweep_configs",
-    "train",
-    "train_population",
-]
+_HOMES = {
+    "Dataset": "modekit.data",
+    "load": "modekit.data",
+    "ModelConfig": "modekit.config",
+    "TrainConfig": "modekit.config",
+    "NonFiniteLossError": "modekit.errors",
+    "UserError": "modekit.errors",
+    "mutual_distillation_loss": "modekit.functional",
+    "MoELayer": "modekit.nn",
+    "TabularMoE": "modekit.nn",
+    "build_model": "modekit.nn",
+    "model_config_for": "modekit.nn",
+    "DistillationObjective": "modekit.ones.distill",
+    "MoDEObjective": "modekit.training.objectives",
+    "sweep_configs": "modekit.training.population",
+    "train_population": "modekit.training.population",
+    "TrainResult": "modekit.training.result",
+    "results_frame": "modekit.training.result",
+    "evaluate": "modekit.training.loop",
+    "train": "modekit.training.loop",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'modekit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

@@ -1,6 +1,9 @@
-"""Dataclass configs for models and training, validated on construction.
+"""Dataclass configs for models and training, validated on construction, and the kit's other option
+bounds (scale-out, reproduce, OneS): the one place where an option's name, allowed values and help
+are defined. A field made with `option(default, allowed, help)` is validated from `allowed` and the
+command line builds its flag from the same field (modekit/cli/parser.py), so neither copies it.
 
-Every field carries a why-comment. Values marked (paper) come from the MoDE / OneS papers as far as
+Every field's help says why its default is what it is. Values marked (paper) come from the MoDE / OneS papers as far as
 our summaries tell; values marked (ours) are defaults we chose where the papers are silent
 (docs/method.md §7 and the README's "Paper values vs our defaults").
 """
@@ -8,16 +11,28 @@ our summaries tell; values marked (ours) are defaults we chose where the papers 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .device import DEVICES
-from .errors import UserError
+from modekit.errors import UserError
 
+DEVICES = ("auto", "cpu", "cuda")
 GATES = ("dense", "topk")
 BACKBONES = ("auto", "mlp", "cnn", "vit", "transformer")
 DISTILL_AMONG = ("all", "active")
 COMPILE = ("auto", True, False)
+AUTO_YES_NO = {"auto": "auto", "yes": True, "no": False}  # the one spelling of a three-way switch on the command line
+# options of the kit's other layers, defined here so that the command line reads them without importing those layers
+EXECUTORS = ("pool", "slurm", "submitit-local", "submitit-debug")  # modekit.executors
+DEFAULT_TIMEOUT_MIN = 60  # a submitit job's time limit in minutes unless --slurm-time says otherwise (ours)
+MAX_WORKERS = 4096
+GATHERING_METHODS = ("sum", "avg", "topk", "neurons", "svd")  # modekit.ones.gathering
+TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
+KD_EPOCHS = TEACHER_EPOCHS  # distillation epochs per OneS student (ours)
+CELL_TIMEOUT_S = {"fast": 900, "laptop": 3600, "full": 6 * 3600}  # seconds one notebook cell may run, per profile (ours)
+MAX_CELL_TIMEOUT_S = 7 * 24 * 3600
+MAX_JOBS = 64  # notebooks at once (reproduce --jobs)
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
@@ -33,6 +48,39 @@ MAX_BATCH = 1 << 20
 MAX_SEED = 2**32 - 1  # numpy's and sklearn's seeds are 32-bit
 MAX_LR = 10.0  # Adam steps above this only diverge
 MAX_ALPHA = 1e6
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric field allows; its config's validation and its command-line type read it."""
+
+    kind: type  # int or float
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # float fields: low itself not allowed
+
+    def check(self, field: str, value: Any) -> None:
+        if self.kind is int:
+            _check_int(field, value, int(self.low), None if self.high == math.inf else int(self.high))
+        elif self.low_open:
+            _check_positive(field, value, self.high)
+        else:
+            _check_non_negative(field, value, self.high)
+
+
+def option(default: Any, allowed: Bound | tuple, help: str):
+    """A config field that is also an option: `allowed` (a Bound or the tuple of choices) validates
+    it, and `help` (why the default is what it is) is its documentation and its --help line."""
+    return dataclasses.field(default=default, metadata={"allowed": allowed, "help": help})
+
+
+def _check_options(config) -> None:
+    for field in dataclasses.fields(config):
+        allowed, value = field.metadata.get("allowed"), getattr(config, field.name)
+        if isinstance(allowed, Bound):
+            allowed.check(field.name, value)
+        elif allowed is not None and not any(value is c or (isinstance(c, str) and value == c) for c in allowed):
+            _fail(field.name, value, "one of " + ", ".join(repr(c) for c in allowed))
 
 
 def _check_int(field: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -72,11 +120,13 @@ class ModelConfig(_Config):
 
     n_features: int = 8  # input width d_in (set from the dataset)
     n_classes: int = 2  # output classes (set from the dataset)
-    n_experts: int = 4  # E; the papers use 2 for probing, 4+ elsewhere (ours: 4)
+    n_experts: int = option(4, Bound(int, 1, MAX_EXPERTS), "number of experts E (the papers use 2 for probing, 4+ elsewhere; ours: 4)")
     expert_hidden: int = 64  # hidden width inside each expert MLP (ours)
     expert_out: int = 64  # width p of each expert's output e_i(x), the space MoDE distils in (ours)
-    gate: str = "dense"  # "dense" softmax gate (papers' DMoE) or "topk" noisy top-k gate (SMoE)
-    top_k: int = 2  # experts kept per sample by the "topk" gate; k = 1 and k = 2 both work
+    gate: str = option("dense", GATES, "dense: softmax over every expert (the papers' DMoE); topk: noisy top-k routing (SMoE)")
+    top_k: int = option(
+        2, Bound(int, 1, MAX_EXPERTS), "experts per sample, topk gate (k = 1: Switch, weighted by its full-softmax probability)"
+    )
     distill_among: str = "all"  # MoDE pairs: "all" experts (default) or only the "active" ones per sample
     tower_hidden: int = 0  # 0: tower = one linear layer after the MoE; >0: an extra hidden layer (ours)
     backbone: str = "auto"  # "mlp" (tabular), "cnn", "vit" (images), "transformer" (text); auto: by data domain
@@ -92,11 +142,9 @@ class ModelConfig(_Config):
     def __post_init__(self):
         _check_int("n_features", self.n_features, 1)
         _check_int("n_classes", self.n_classes, 2)
-        _check_int("n_experts", self.n_experts, 1, MAX_EXPERTS)
+        _check_options(self)
         _check_int("expert_hidden", self.expert_hidden, 1, MAX_WIDTH)
         _check_int("expert_out", self.expert_out, 1, MAX_WIDTH)
-        check_choice("gate", self.gate, GATES)
-        _check_int("top_k", self.top_k, 1, MAX_EXPERTS)
         if self.gate == "topk" and self.top_k > self.n_experts:
             _fail("top_k", self.top_k, f"between 1 and n_experts={self.n_experts}")
         check_choice("distill_among", self.distill_among, DISTILL_AMONG)
@@ -126,29 +174,23 @@ class ModelConfig(_Config):
 class TrainConfig(_Config):
     """How one model is trained. alpha = 0 is plain MoE; alpha > 0 is MoDE."""
 
-    alpha: float = 0.0  # MoDE distillation strength in L = L_task + alpha * L_KD (paper: 0.01-0.1 tabular, 1 NLP, 10 CV)
-    balance_coef: float = 1e-2  # load-balancing auxiliary loss weight, top-k gates only (Switch/Shazeer convention)
-    epochs: int = 60  # maximum epochs (ours)
-    batch_size: int = 128  # samples per step (ours)
-    lr: float = 3e-3  # Adam learning rate (ours)
-    weight_decay: float = 0.0  # decoupled weight decay (AdamW); 0 = plain Adam
-    patience: int = 10  # early stopping: epochs without a better validation accuracy before stopping; 0 = off
-    seed: int = 0  # the only source of randomness: init, shuffling, gate noise
-    device: str = "auto"  # "auto" picks CUDA when available, else CPU
-    progress: bool = True  # tqdm progress bar over epochs
-    # the compiled training step (modekit.compiled): "auto" compiles where it was measured faster (CPU,
-    # MLP backbone, enough steps of one shape to repay the compilation); False is the eager reference
-    compile: bool | str = "auto"
+    alpha: float = option(0.0, Bound(float, 0.0, MAX_ALPHA), "MoDE distillation strength in L = L_task + alpha L_KD; 0 = plain MoE")
+    balance_coef: float = option(1e-2, Bound(float, 0.0), "load-balancing loss weight, top-k gates only (Switch / Shazeer convention)")
+    epochs: int = option(60, Bound(int, 1, MAX_EPOCHS), "maximum epochs (ours)")
+    batch_size: int = option(128, Bound(int, 1, MAX_BATCH), "samples per step (ours)")
+    lr: float = option(3e-3, Bound(float, 0.0, MAX_LR, low_open=True), "AdamW learning rate (ours)")
+    weight_decay: float = option(0.0, Bound(float, 0.0), "decoupled weight decay (AdamW); 0 = plain Adam")
+    patience: int = option(10, Bound(int, 0, MAX_EPOCHS), "early stopping: epochs without a better validation accuracy; 0 = off")
+    seed: int = option(0, Bound(int, 0, MAX_SEED), "the only source of randomness: init, shuffling, gate noise")
+    # how the run is carried out (changes no result beyond float rounding; left out of the results store's key)
+    device: str = option("auto", DEVICES, "auto: CUDA when available, else CPU")
+    progress: bool = option(True, (True, False), "a tqdm progress bar over epochs")
+    compile: bool | str = option(
+        "auto",
+        COMPILE,
+        "the compiled training step: auto compiles on CPU, for the MLP, when the planned "
+        "steps of one shape repay the compilation (decided by the caller that holds the plan); False is eager",
+    )
 
     def __post_init__(self):
-        _check_non_negative("alpha", self.alpha, MAX_ALPHA)
-        _check_non_negative("balance_coef", self.balance_coef)
-        _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
-        _check_positive("lr", self.lr, MAX_LR)
-        _check_non_negative("weight_decay", self.weight_decay)
-        _check_int("patience", self.patience, 0, MAX_EPOCHS)
-        _check_int("seed", self.seed, 0, MAX_SEED)
-        check_choice("device", self.device, DEVICES)
-        if not any(self.compile is choice or (isinstance(choice, str) and self.compile == choice) for choice in COMPILE):
-            _fail("compile", self.compile, "'auto', True or False")
+        _check_options(self)

@@ -9,9 +9,8 @@ import contextlib
 import numpy as np
 import torch
 
-from .errors import UserError
-
-DEVICES = ("auto", "cpu", "cuda")
+from modekit.config import DEVICES
+from modekit.errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -11,3 +11,15 @@ class UserError(ValueError):
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or inf (names epoch, step, lr and alpha)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's signal handler so that a run stops as cleanly as on Ctrl-C (exit 143)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interrupted command; the message says what was kept and how to resume."""
+
+    def __init__(self, message: str, terminated: bool):
+        super().__init__(message)
+        self.terminated = terminated

@@ -1,6 +1,6 @@
 """`MoDEClassifier`: the kit's tabular MoE / MoDE as a scikit-learn classifier.
 
-A thin face over the kit's own training loop (`modekit.train.train` with `TabularMoE`), so its
+A thin face over the kit's own training loop (`modekit.training.loop.train` with `TabularMoE`), so its
 numbers are the scorecard's: `fit` carves `validation_fraction` of the data it is given (stratified,
 seeded) for early stopping and trains on the rest; nothing else is split off, so `cross_val_score`,
 `GridSearchCV` and `Pipeline(StandardScaler(), MoDEClassifier())` see the data they pass.
@@ -19,11 +19,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .config import ModelConfig, TrainConfig
-from .data import Dataset
-from .device import autocast, to_numpy
-from .errors import UserError
-from .train import train
+from modekit.config import ModelConfig, TrainConfig
+from modekit.data import Dataset
+from modekit.device import autocast, to_numpy
+from modekit.errors import UserError
+from modekit.training.loop import train
 
 
 class MoDEClassifier(ClassifierMixin, BaseEstimator):

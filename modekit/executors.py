@@ -25,14 +25,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .store import active_store, using_store
+from modekit.config import DEFAULT_TIMEOUT_MIN, EXECUTORS, MAX_WORKERS
+from modekit.errors import UserError
+from modekit.store import active_store, using_store
 
-EXECUTORS = ("pool", "slurm", "submitit-local", "submitit-debug")
 SUBMITIT_CLUSTERS = {"slurm": "slurm", "submitit-local": "local", "submitit-debug": "debug"}
 # submitit's local executor kills a job after timeout_min (2 minutes unless set): our default is an hour
-DEFAULT_TIMEOUT_MIN = 60
-MAX_WORKERS = 4096
 
 
 def available_cores() -> int:

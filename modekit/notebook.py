@@ -17,9 +17,9 @@ import warnings
 
 import pandas as pd
 
-from .config import check_choice
-from .device import resolve_device
-from .profiles import PROFILES
+from modekit.config import check_choice
+from modekit.device import resolve_device
+from modekit.profiles import PROFILES
 
 
 def setup(fast=None, out_dir=None, device: str = "auto", profile=None) -> tuple[bool, str | None, str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .errors import UserError
+from modekit.errors import UserError
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 HOW_TO_GET = (

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from modekit.errors import UserError
 
 STORE_NAME = "results.sqlite"  # the store's file inside an output folder
 RESULTS_MARKER = ".modekit-results"  # written into every folder sweep / compare / ones make: only such folders are resumed

@@ -1,4 +1,4 @@
-"""Run by tests/test_distributed.py under `torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py CASE OUT`.
+"""Run by tests/test_training_distributed.py under `torchrun --standalone --nproc_per_node=2 tests/ddp_worker.py CASE OUT`.
 
 models: trains each of CASES on every rank and writes each rank's weights, history and summary
 to OUT/<case>-rank<r>.pt (a test helper: the kit itself writes on rank 0 only), then trains
@@ -40,7 +40,7 @@ def poisoned_data():
 
 
 def run_models(out: Path) -> None:
-    from modekit.train import train
+    from modekit.training.loop import train
 
     rank = int(os.environ["RANK"])
     for name, (model_config, train_config) in CASES.items():
@@ -53,8 +53,8 @@ def run_models(out: Path) -> None:
 def run_unsynchronised(out: Path) -> None:
     """Each rank trains its slices without DDP (as a step that bypassed DDP's hooks would): the ranks
     must notice that their weights differ. Writes the error each rank raised."""
-    from modekit.distributed import Ranks
-    from modekit.train import train
+    from modekit.training.distributed import Ranks
+    from modekit.training.loop import train
 
     Ranks.wrap = lambda self, model: model
     model_config, train_config = CASES["dense"]
@@ -67,7 +67,8 @@ def run_unsynchronised(out: Path) -> None:
 
 
 def run_nonfinite() -> int:
-    from modekit import cli, commands
+    from modekit.cli import commands
+    from modekit.cli import parser as cli
 
     commands._load = lambda args, seed=0: poisoned_data()
     return cli.main(["train", "--dataset", "subtasks2d", "--epochs", "2", "--batch-size", str(BATCH), "--device", "cpu"])

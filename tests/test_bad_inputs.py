@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import modekit as mk
-from modekit import cli
+from modekit.cli import parser as cli
 from modekit.errors import UserError
 
 N = 120
@@ -209,6 +209,7 @@ def test_enough_bad_inputs_are_tried():
     "argv",
     [[*SWEEP, "--out", "notes.txt/sub"], csv("latin.csv")],
 )
+@pytest.mark.slow
 def test_bad_input_through_a_real_process(argv, user_dir):
     before = snapshot(user_dir)
     out = subprocess.run([sys.executable, "-m", "modekit", *argv], capture_output=True, text=True, cwd=user_dir)
@@ -252,7 +253,7 @@ def test_sep_and_encoding_options_read_the_file(user_dir, capsys):
 
 
 def test_json_output_is_strict_json_without_nan(monkeypatch, capsys):
-    from modekit.train import TrainResult
+    from modekit.training.result import TrainResult
 
     def summary(self):
         return {"val_accuracy": float("nan"), "test_accuracy": float("inf")}
@@ -278,7 +279,7 @@ def test_corrupted_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_failed_download_leaves_nothing(tmp_path, monkeypatch):
-    from modekit.data import fetch as fetching
+    from modekit.data import download as fetching
     from modekit.data.files import DataFileError
 
     monkeypatch.setenv("MODEKIT_DATA", str(tmp_path / "data"))
@@ -300,13 +301,13 @@ def test_failed_download_leaves_nothing(tmp_path, monkeypatch):
 
 # The Python API: the same classes raise a UserError with a one-line message
 def _api_cases(user_dir):
-    from modekit.compare import compare_moe_mode
-    from modekit.data.fetch import fetch
-    from modekit.ones_experiment import run_ones
-    from modekit.population import train_population
-    from modekit.reproduce import check_options, prepare_out
+    from modekit.data.download import fetch
+    from modekit.experiments.compare import compare_moe_mode
+    from modekit.ones.experiment import run_ones
+    from modekit.reproduction.runner import check_options, prepare_out
     from modekit.store import check_out_folder
-    from modekit.train import check_fits_memory
+    from modekit.training.loop import check_fits_memory
+    from modekit.training.population import train_population
 
     data = mk.load("wine", seed=0)
     duplicated = _frame()

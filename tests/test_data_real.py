@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 import torch
-from conftest import requires_data, shared_data_dir
 
 import modekit.data as D
+from conftest import requires_data, shared_data_dir
 from modekit.data.files import DataFileError
 
 SHARED = shared_data_dir()
@@ -27,6 +27,7 @@ OFFICIAL = {
 }
 
 
+@pytest.mark.slow
 @requires_data
 @pytest.mark.parametrize("name", REAL)
 def test_real_dataset_shapes_classes_and_splits(name):
@@ -155,7 +156,7 @@ def test_every_table_file_is_in_the_manifest():
 
 
 def test_fetch_checks_checksum_and_never_overwrites(private_data_dir, tmp_path_factory):
-    from modekit.data.fetch import fetch
+    from modekit.data.download import fetch
 
     server = tmp_path_factory.mktemp("server")
     good = server / "good.gz"

@@ -33,6 +33,7 @@ def test_csv_with_mixed_types_round_trip(tmp_path):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest  # only read
 
 
+@pytest.mark.slow
 def test_user_csv_trains_through_the_cli(tmp_path):
     path = tmp_path / "mine.csv"
     mixed_frame(200).to_csv(path, index=False)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import requires_data
 from sklearn.datasets import load_wine
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -18,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import modekit.estimator
+from conftest import requires_data
 from modekit import UserError, evaluate
 from modekit.data.files import locate
 from modekit.data.tabular import TABLES
@@ -43,6 +43,7 @@ def array_api_checks_in_a_fresh_interpreter() -> str:
     return run.stdout + run.stderr
 
 
+@pytest.mark.slow
 @parametrize_with_checks(CHECKED)
 def test_sklearn_estimator_checks(estimator, check, request):
     if "check_array_api" in request.node.name and os.environ.get("SCIPY_ARRAY_API") != "1":
@@ -122,6 +123,7 @@ def test_bad_parameters_are_refused_at_fit_naming_parameter_value_and_allowed(pa
     assert f"{parameter}={value!r}" in str(error.value) and allowed in str(error.value)
 
 
+@pytest.mark.slow
 @requires_data
 def test_grid_search_chooses_alpha_on_a_real_tabular_set():
     """Vehicle silhouettes (UCI, 846 rows x 18, 4 classes): the README's example and its figures."""

@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from modekit.analysis.stats import benefit_preserved, judge
 from modekit.functional import mutual_distillation_loss, soft_target_loss
-from modekit.gathering import default_k
 from modekit.nn.gates import NoisyTopKGate
 from modekit.nn.moe import MoELayer
-from modekit.objectives import DistillConfig, student_loss
-from modekit.stats import benefit_preserved, judge
+from modekit.ones.distill import DistillConfig, student_loss
+from modekit.ones.gathering import default_k
 
 
 def identity_gate(n_experts, top_k):

@@ -5,7 +5,10 @@ import torch
 
 import modekit as mk
 from modekit.functional import truncated_svd as truncated
-from modekit.gathering import (
+from modekit.nn import DenseFeedForward, model_config_for, moe_layers
+from modekit.ones.distill import DistillationObjective, DistillConfig, teacher_kl
+from modekit.ones.experiment import k_sweep, run_ones, summarise_ones, teacher_config
+from modekit.ones.gathering import (
     expert_spectra,
     gather_experts,
     gather_matrices,
@@ -17,18 +20,7 @@ from modekit.gathering import (
     second_k,
     summed_block_error,
 )
-from modekit.nn import DenseFeedForward, model_config_for, moe_layers
-from modekit.objectives import DistillationObjective, DistillConfig, teacher_kl
-from modekit.ones_experiment import (
-    count_flops,
-    inference_speed,
-    k_sweep,
-    run_ones,
-    set_sparse_inference,
-    speed_summary,
-    summarise_ones,
-    teacher_config,
-)
+from modekit.ones.speed import count_flops, inference_speed, set_sparse_inference, speed_summary
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +280,24 @@ def test_moe_layer_input_is_what_the_first_moe_layer_sees():
     assert tokens.shape == (text.X_test.numel(), 16)  # one row per token, d_model wide
     experts = moe_layers(model)[0][1].experts
     assert summed_block_error(experts.w1, experts.b1, experts.w2, experts.b2, tokens)["total"] > 0
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_distill_config_accepts_the_ends_of_the_weight_range(weight):
+    """Kills objectives.xǁDistillConfigǁ__post_init____mutmut_3 / _4 (0 < w or w < 1: the pure-CE and
+    pure-KD recipes refused)."""
+    assert DistillConfig(weight=weight).weight == weight
+
+
+def test_distill_config_refuses_a_weight_above_one():
+    """Kills objectives.xǁDistillConfigǁ__post_init____mutmut_5 (upper bound 2 instead of 1)."""
+    with pytest.raises(ValueError, match="weight"):
+        DistillConfig(weight=1.5)
+
+
+def test_distillation_objective_moves_its_teacher_to_the_device():
+    """Kills objectives.xǁDistillationObjectiveǁprepare__mutmut_2 (`.to(None)`: the teacher stays on
+    the CPU). The meta device stands in for a GPU."""
+    teacher = torch.nn.Linear(3, 2)
+    objective = DistillationObjective(teacher).prepare(torch.device("meta"))
+    assert objective.teacher.weight.device.type == "meta" and not objective.teacher.training

@@ -14,10 +14,10 @@ import torch
 
 import modekit as mk
 from modekit import store as results_store
-from modekit.cli import main
-from modekit.ones_experiment import run_ones
-from modekit.population import sweep_configs, train_population
+from modekit.cli.parser import main
+from modekit.ones.experiment import run_ones
 from modekit.store import ResultsStore, using_store
+from modekit.training.population import sweep_configs, train_population
 
 TIMING = ["train_seconds"]  # wall times differ between any two runs; everything else must not
 

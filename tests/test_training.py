@@ -143,7 +143,7 @@ def test_resolve_device_rejects_missing_cuda():
 def test_results_frame_and_summary(subtasks):
     configs = mk.sweep_configs(mk.TrainConfig(**FAST), [0.0, 0.1], [0, 1])
     table = mk.results_frame(mk.train_population(subtasks, None, configs, progress=False), dataset="subtasks")
-    from modekit.population import summarise
+    from modekit.training.population import summarise
 
     summary = summarise(table)
     assert list(summary["count"]) == [2, 2]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from modekit import claims, stats
+from modekit.analysis import claims, stats
 
 DRAWS = 2000
 

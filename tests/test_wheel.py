@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import modekit
-from modekit.cli import main
+from modekit.cli.parser import main
 from modekit.resources import ResourceMissingError, copy_notebooks, resource
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +60,7 @@ def test_the_wheel_holds_code_notebooks_manifest_and_licence(wheel):
         print("  ", name)
 
 
+@pytest.mark.slow
 def test_reproduce_runs_from_the_installed_wheel_outside_the_repository(wheel, tmp_path):
     site = tmp_path / "site"
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "-q", "--target", site, wheel])

@@ -17,10 +17,9 @@ import os
 
 import pandas as pd
 
-from ..errors import UserError
-from .composite import make_composite
-from .dataset import Dataset
-from .embedded import (
+from modekit.data.composite import make_composite
+from modekit.data.dataset import Dataset
+from modekit.data.embedded import (
     load_breast_cancer,
     load_clustered_subtasks,
     load_digits,
@@ -31,12 +30,13 @@ from .embedded import (
     load_synthetic_text,
     load_wine,
 )
-from .files import DataFileError, data_dir
-from .images import IMAGES, load_images
-from .synthetic import make_subtasks, make_subtasks_2d
-from .tabular import TABLES, load_table
-from .text import TEXTS, load_text
-from .user import from_arrays, from_csv, from_dataframe
+from modekit.data.files import DataFileError, data_dir
+from modekit.data.images import IMAGES, load_images
+from modekit.data.synthetic import make_subtasks, make_subtasks_2d
+from modekit.data.tabular import TABLES, load_table
+from modekit.data.text import TEXTS, load_text
+from modekit.data.user import from_arrays, from_csv, from_dataframe
+from modekit.errors import UserError
 
 EMBEDDED = {
     "subtasks": load_subtasks,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import UserError
-from .dataset import SPLITS, Dataset
+from modekit.data.dataset import SPLITS, Dataset
+from modekit.errors import UserError
 
 LABEL_SPACES = ("disjoint", "shared")
 

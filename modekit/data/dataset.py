@@ -10,7 +10,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from ..errors import UserError
+from modekit.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

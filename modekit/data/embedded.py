@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sklearn import datasets as sk_datasets
 
-from .dataset import Dataset, tabular_dataset
-from .synthetic import make_clustered_subtasks, make_multiview, make_subtasks, make_subtasks_2d
+from modekit.data.dataset import Dataset, tabular_dataset
+from modekit.data.synthetic import make_clustered_subtasks, make_multiview, make_subtasks, make_subtasks_2d
 
 
 def _subtask_dataset(name: str, arrays, seed: int, knobs: dict) -> Dataset:
@@ -95,7 +95,7 @@ def load_synthetic_text(seed: int = 0, n_samples: int = 3000, max_length: int = 
     """
     import numpy as np
 
-    from .dataset import split_indices, tensors_from_parts
+    from modekit.data.dataset import split_indices, tensors_from_parts
 
     rng = np.random.default_rng(seed)
     vocabulary = ["<pad>", "<unk>"] + [f"w{i}" for i in range(118)]

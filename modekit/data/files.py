@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..resources import resource
+from modekit.errors import UserError
+from modekit.resources import resource
 
 CACHE_VERSION = 1  # bump when a parser changes what it returns
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset import Dataset, split_indices, tensors_from_parts
-from .files import DataFileError, cached, locate
+from modekit.data.dataset import Dataset, split_indices, tensors_from_parts
+from modekit.data.files import DataFileError, cached, locate
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGES = {

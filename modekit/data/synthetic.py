@@ -4,7 +4,7 @@ Each sample belongs to sub-task s (0 = A or 1 = B). Feature 0 is the routing cue
 for sub-task A and +sep for B, and it carries nothing about the label within a sub-task. The other
 features are the rule features; each sub-task labels its samples by its own rule on them, so one
 model needs the cue to know which rule applies, and a gate that splits by the cue gives each expert
-one simple rule (docs/method.md §5, "designed data"; tests/test_designed_data.py checks over seeds
+one simple rule (docs/method.md §5, "designed data"; tests/test_data_synthetic.py checks over seeds
 that a two-expert MoE's gate does find the sub-tasks).
 
 - `make_subtasks` (d = 5 features by default): A labels by the sign of x1 x2 (an XOR of two rule
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from modekit.errors import UserError
 
 THRESHOLD_2D = 0.4  # |x1| beyond which the 2-D rules say "1": P(y = 1) = P(x1 > 0.4) = 0.34 (ours)
 
@@ -109,7 +109,7 @@ def make_multiview(
     the class (an XOR, as in `make_subtasks`); otherwise its pair is noise. A multi-view sample shows
     the class in both views; a single-view sample only in its sub-task's view (A for sub-task A, B for
     B). With few multi-view samples a two-expert MoE's experts become single-view
-    (tests/test_designed_data.py). The question (MoDE §5.4.3, weakly supported in our summary): does
+    (tests/test_data_synthetic.py). The question (MoDE §5.4.3, weakly supported in our summary): does
     mutual distillation make an expert use the view its peer learned?
     """
     _check_common(n_samples, 0.5, noise)
@@ -149,7 +149,7 @@ def make_clustered_subtasks(
     the cue. An expert that serves one sub-task needs one direction of its input; a dense model must
     learn all S of them and switch between them by the cue, inside one expert's hidden width. With
     narrow experts (4 hidden units for 4 sub-tasks) the MoE, whose gate does the switching, learns
-    this clearly better in the same epochs (tests/test_designed_data_ones.py; notebook 04).
+    this clearly better in the same epochs (tests/test_ones_designed_data.py; notebook 04).
     Returns (X, y, subtask): X (n, 2 + S * rule_width) float32, binary y, subtask in {0, ..., S-1}.
     """
     _check_common(n_samples, 0.5, noise)

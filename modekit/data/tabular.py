@@ -15,8 +15,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .dataset import Dataset, split_indices, tensors_from_parts
-from .files import cached, locate, manifest
+from modekit.data.dataset import Dataset, split_indices, tensors_from_parts
+from modekit.data.files import cached, locate, manifest
 
 UCI = "the UCI repository (archive.ics.uci.edu) or OpenML (`sklearn.datasets.fetch_openml`)"
 

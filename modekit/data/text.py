@@ -15,8 +15,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset, split_indices, tensors_from_parts
-from .files import cached, locate
+from modekit.data.dataset import Dataset, split_indices, tensors_from_parts
+from modekit.data.files import cached, locate
 
 PAD, UNK = 0, 1
 TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")

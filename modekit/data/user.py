@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
-from .dataset import Dataset
-from .tabular import table_dataset
+from modekit.data.dataset import Dataset
+from modekit.data.tabular import table_dataset
+from modekit.errors import UserError
 
 IMPUTE = (None, "median", "drop")
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -77,16 +77,8 @@ def _first_bad_cell(frame: pd.DataFrame) -> tuple[int, str] | None:
     return None
 
 
-def from_dataframe(
-    frame: pd.DataFrame,
-    target: str,
-    name: str = "dataframe",
-    categorical: list[str] | None = None,
-    impute: str | None = None,
-    seed: int = 0,
-    where: str = "dataframe",
-) -> Dataset:
-    """A classification dataset from a DataFrame; `target` names the label column (any type)."""
+def _check_frame(frame: pd.DataFrame, target: str, categorical, impute, where: str) -> None:
+    """The checks `from_dataframe` makes before reading any value: options, rows, column names."""
     if impute not in IMPUTE:
         raise UserError(f"impute={impute!r} is not allowed: impute must be None, 'median' or 'drop'")
     if len(frame) == 0:
@@ -99,6 +91,19 @@ def from_dataframe(
     for column in categorical or []:
         if column not in frame.columns or column == target:
             raise UserError(f"categorical column {column!r} is not a feature column of {where}")
+
+
+def from_dataframe(
+    frame: pd.DataFrame,
+    target: str,
+    name: str = "dataframe",
+    categorical: list[str] | None = None,
+    impute: str | None = None,
+    seed: int = 0,
+    where: str = "dataframe",
+) -> Dataset:
+    """A classification dataset from a DataFrame; `target` names the label column (any type)."""
+    _check_frame(frame, target, categorical, impute, where)
     frame = frame.reset_index(drop=True)
     if frame[target].isna().any():
         row = int(np.flatnonzero(frame[target].isna().to_numpy())[0])

@@ -1,18 +1,9 @@
 """Neural building blocks: stacked experts, gates, the MoE layer and the models that host it."""
 
-from .experts import ExpertStack, ReferenceExperts
-from .gates import DenseGate, GateOutput, NoisyTopKGate
-from .models import (
-    ConvMoE,
-    DenseFeedForward,
-    ModelOutput,
-    TabularMoE,
-    TransformerMoE,
-    build_model,
-    model_config_for,
-    moe_layers,
-)
-from .moe import MoELayer, MoEOutput
+from modekit.nn.experts import ExpertStack, ReferenceExperts
+from modekit.nn.gates import DenseGate, GateOutput, NoisyTopKGate
+from modekit.nn.models import ConvMoE, DenseFeedForward, ModelOutput, TabularMoE, TransformerMoE, build_model, model_config_for, moe_layers
+from modekit.nn.moe import MoELayer, MoEOutput
 
 __all__ = [
     "ConvMoE",

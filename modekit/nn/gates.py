@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import GATES, check_choice
-from ..functional import switch_balance_loss
+from modekit.config import GATES, check_choice
+from modekit.functional import switch_balance_loss
 
 
 class GateOutput(NamedTuple):
-    weights: torch.Tensor  # (n, e), rows sum to 1
+    weights: torch.Tensor  # (n, e), rows sum to 1 (top-1 routing: to the chosen expert's softmax probability)
     active: torch.Tensor  # (n, e) bool, experts that receive the sample
     balance_loss: torch.Tensor  # scalar
 
@@ -46,7 +46,12 @@ class DenseGate(nn.Module):
 
 
 class NoisyTopKGate(nn.Module):
-    """Noisy top-k gating (Shazeer et al. 2017) with the Switch-Transformer load-balancing loss."""
+    """Noisy top-k gating (Shazeer et al. 2017) with the Switch-Transformer load-balancing loss.
+
+    k >= 2: the kept experts' weights are the softmax over their own logits (Shazeer's renormalised
+    top-k). k = 1: the softmax of one value is always 1, which would leave the router with no
+    gradient from the task loss; as in the Switch Transformer (Fedus et al. 2021, eq. 2) the chosen
+    expert is weighted by its probability under the softmax over every expert."""
 
     def __init__(self, d_in: int, n_experts: int, top_k: int):
         super().__init__()
@@ -63,8 +68,13 @@ class NoisyTopKGate(nn.Module):
             # H(x) = x W_g + N(0, 1) * softplus(x W_noise), noise during training only
             logits = logits + torch.randn_like(logits) * F.softplus(self.noise_proj(x))
         top_values, top_index = logits.topk(self.top_k, dim=-1)
-        # g(x) = softmax(KeepTopK(H(x), k)): zero outside the top k
-        weights = torch.zeros_like(logits).scatter(-1, top_index, torch.softmax(top_values, dim=-1))
+        if self.top_k == 1:
+            # Switch: g_i(x) = softmax(H(x))_i for the chosen expert i, zero elsewhere
+            kept = torch.softmax(logits, dim=-1).gather(-1, top_index)
+        else:
+            # g(x) = softmax(KeepTopK(H(x), k)): zero outside the top k
+            kept = torch.softmax(top_values, dim=-1)
+        weights = torch.zeros_like(logits).scatter(-1, top_index, kept)
         active = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top_index, True)
         return GateOutput(weights, active, switch_balance_loss(logits, active, self.top_k, sample_mask))
 

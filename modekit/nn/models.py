@@ -16,10 +16,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from ..data import Dataset
-from ..errors import UserError
-from .moe import MoELayer, MoEOutput
+from modekit.config import ModelConfig
+from modekit.data import Dataset
+from modekit.errors import UserError
+from modekit.nn.moe import MoELayer, MoEOutput
 
 
 class ModelOutput(NamedTuple):

@@ -12,10 +12,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..config import DISTILL_AMONG, check_choice
-from ..functional import mutual_distillation_loss
-from .experts import ExpertStack, ReferenceExperts
-from .gates import make_gate
+from modekit.config import DISTILL_AMONG, check_choice
+from modekit.functional import mutual_distillation_loss
+from modekit.nn.experts import ExpertStack, ReferenceExperts
+from modekit.nn.gates import make_gate
 
 
 class MoEOutput(NamedTuple):
@@ -47,7 +47,7 @@ class MoELayer(nn.Module):
         self.distill_among = distill_among
         # eval-time sparse dispatch for top-k gates (inference speed); L_KD is then not computed
         self.sparse_inference = False
-        # expert probing: when set to i, the gate is replaced by one-hot(i) (see modekit.probing)
+        # expert probing: when set to i, the gate is replaced by one-hot(i) (see modekit.analysis.probing)
         self.forced_expert: int | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> MoEOutput:

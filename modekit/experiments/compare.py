@@ -1,0 +1,265 @@
+"""MoE vs MoDE, paired by seed: the MoDE paper's main comparison, with an equal tuning budget.
+
+For each dataset and seed (each seed its own data split where the dataset has no official one):
+MoDE trains one model per alpha of the domain's grid, and MoE one model per weight decay of a grid
+of the same size (MoE_WEIGHT_DECAY), so that neither side gets more tuning. Each side's setting is
+chosen on the validation split (mean over seeds), never on test; then test accuracies are paired
+seed by seed. MoDE at the paper's alpha is reported beside the tuned one. Two dense baselines (one
+expert) run beside them: the same compute and the same parameter count. A run whose best epoch is
+its last is flagged undertrained; a dataset where both models reach the ceiling carries no
+evidence. Both are reported and kept out of verdicts (modekit.analysis.stats.verdict_datasets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from modekit.analysis.stats import CEILING, judge, paired_difference
+from modekit.config import ModelConfig, TrainConfig
+from modekit.data import Dataset, load
+from modekit.device import resolve_device
+from modekit.errors import UserError
+from modekit.executors import map_units
+from modekit.nn import model_config_for
+from modekit.profiles import ALPHA_GRID, MOE_WEIGHT_DECAY, PAPER_ALPHA_POINT, paper_alpha_text
+from modekit.training.compiled import resolve_compile
+from modekit.training.population import train_population
+from modekit.training.result import results_frame
+
+
+def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(MoDE alphas, MoE weight decays): the MoE grid has as many settings as the alpha grid."""
+    grid = tuple(alphas) if alphas is not None else ALPHA_GRID[domain]
+    if not grid or any(not a > 0 for a in grid):
+        raise UserError(f"alphas={list(grid)!r} is not allowed: MoDE alphas must be > 0 (alpha = 0, MoE, is always run)")
+    if len(grid) > len(MOE_WEIGHT_DECAY):
+        raise UserError(f"alphas={list(grid)!r} is not allowed: at most {len(MOE_WEIGHT_DECAY)} alphas (the MoE tuning grid's size)")
+    return grid, MOE_WEIGHT_DECAY[: len(grid)]
+
+
+def _one_seed(
+    data: Dataset, seed: int, seeds: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines
+) -> list[pd.DataFrame]:
+    """Every model of one dataset and seed: MoDE per alpha, MoE per weight decay, dense baselines.
+    compile="auto" is decided from the comparison's plan for the dataset (`seeds` seeds x the models
+    of each shape), the same in every unit whichever worker runs it."""
+    full = model_config_for(data, model_config)
+    device, n_train = resolve_device(base.device), len(data.y_train)
+
+    def planned(config: ModelConfig, models: int) -> TrainConfig:  # MoDE and MoE share one shape
+        return base.replace(compile=resolve_compile(config, base, n_train, device, seeds * models))
+
+    frames = []
+    shared = planned(full, len(grid) + len(decays))
+    mode = train_population(data, model_config, [shared.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
+    frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
+    for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
+        moe = train_population(data, model_config, [shared.replace(alpha=0.0, weight_decay=decay, seed=seed)], vectorise, progress=False)
+        frames.append(results_frame(moe, dataset=data.name, domain=data.domain).assign(model="MoE"))
+    if baselines:
+        dense = {
+            "dense (same compute)": full.replace(n_experts=1, top_k=1),
+            "dense (same params)": full.replace(n_experts=1, top_k=1, expert_hidden=full.expert_hidden * full.n_experts),
+        }
+        for label, config in dense.items():
+            result = train_population(data, config, [planned(config, 1).replace(alpha=0.0, seed=seed)], vectorise, progress=False)
+            frames.append(results_frame(result, dataset=data.name, domain=data.domain).assign(model=label))
+    return frames
+
+
+def compare_moe_mode(
+    datasets: Sequence[str | Dataset],
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    alphas: Sequence[float] | None = None,
+    vectorise: bool | str = "auto",
+    progress: bool = True,
+    baselines: bool = False,
+    max_train: int | None = None,
+    load_options: dict[str, dict] | None = None,
+    max_val: int | None = None,
+    executor=None,
+) -> pd.DataFrame:
+    """Tidy results: one row per dataset x model x setting x seed (model: MoE, MoDE, dense
+    baselines; setting: alpha for MoDE, weight_decay for MoE). A dataset given by name is loaded
+    once per seed with that seed's split (`load_options`: name -> extra arguments of `load`); a
+    `Dataset` object keeps its one split (column `split_seed`). executor (modekit.executors): where
+    the units (one dataset and seed each) run; the table is the same whichever runs them."""
+    from tqdm.auto import tqdm
+
+    base = train_config or TrainConfig(progress=False)
+    if not list(seeds):
+        raise UserError("seeds=[] is not allowed: give at least one seed")
+    options = load_options or {}
+    shared = {"model_config": model_config, "base": base, "alphas": alphas, "vectorise": vectorise,
+              "baselines": baselines, "max_train": max_train, "max_val": max_val}  # fmt: skip
+    units = [
+        (ComparisonUnit(entry, seed, len(seeds), load_options=options.get(entry, {}) if isinstance(entry, str) else {}, **shared),)
+        for entry in datasets
+        for seed in seeds
+    ]
+    with tqdm(total=len(units), desc="compare: dataset x seed", disable=not progress, leave=False) as bar:
+        frames = map_units(executor, run_comparison_unit, units, bar)
+    return pd.concat([frame for block in frames for frame in block], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class ComparisonUnit:
+    """One unit of the comparison, as an executor ships it: one dataset (by name: loaded with this
+    seed's split) and one seed; `seeds`: how many seeds the comparison runs (its plan, from which
+    compile="auto" is decided)."""
+
+    entry: str | Dataset
+    seed: int
+    seeds: int
+    model_config: ModelConfig | None
+    base: TrainConfig
+    alphas: Sequence[float] | None
+    vectorise: bool | str
+    baselines: bool
+    max_train: int | None
+    max_val: int | None
+    load_options: dict
+
+
+def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
+    """Every model of one unit: its results frames (with the unit's `split_seed`)."""
+    data = unit.entry if isinstance(unit.entry, Dataset) else load(unit.entry, seed=unit.seed, **unit.load_options)
+    if unit.max_train:
+        data = data.subsample_train(unit.max_train, seed=unit.seed)
+    if unit.max_val:
+        data = data.subsample("val", unit.max_val, seed=unit.seed)
+    grid, decays = _grids(data.domain, unit.alphas)
+    split_seed = data.metadata.get("seed", 0) if isinstance(unit.entry, Dataset) else unit.seed
+    frames = _one_seed(data, unit.seed, unit.seeds, unit.model_config, unit.base, grid, decays, unit.vectorise, unit.baselines)
+    return [frame.assign(split_seed=split_seed) for frame in frames]
+
+
+def choose_setting(results: pd.DataFrame, model: str, setting: str) -> pd.Series:
+    """Per dataset, the `setting` value of `model` with the best mean validation accuracy over seeds."""
+    part = results[results["model"] == model]
+    val = part.groupby(["dataset", setting])["val_accuracy"].mean().reset_index()
+    return val.loc[val.groupby("dataset")["val_accuracy"].idxmax()].set_index("dataset")[setting]
+
+
+def choose_alpha(results: pd.DataFrame) -> pd.Series:
+    """Per dataset, the MoDE alpha with the best mean validation accuracy over seeds."""
+    return choose_setting(results, "MoDE", "alpha")
+
+
+def chosen_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind the comparison: MoDE at its chosen alpha, MoE at its chosen weight decay."""
+    alpha, decay = choose_alpha(results), choose_setting(results, "MoE", "weight_decay")
+    is_mode = (results.model == "MoDE") & (results.alpha == results.dataset.map(alpha))
+    is_moe = (results.model == "MoE") & (results.weight_decay == results.dataset.map(decay))
+    return results[is_mode | is_moe]
+
+
+def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: MoE (weight decay chosen on validation) and MoDE (alpha chosen on validation)
+    test accuracy mean +- std over seeds; the paired difference MoDE - MoE with its 95% interval;
+    wins, ties and losses; MoDE at the paper's alpha; dense baselines; flags for undertrained runs
+    and for a dataset at the ceiling."""
+    chosen = chosen_runs(results)
+    alpha, decay = choose_alpha(results), choose_setting(results, "MoE", "weight_decay")
+    rows = []
+    for dataset, part in chosen.groupby("dataset", sort=False):
+        everything = results[results.dataset == dataset]
+        domain = part.domain.iloc[0]
+        moe = part[part.model == "MoE"].set_index("seed").test_accuracy
+        mode = part[part.model == "MoDE"].set_index("seed").test_accuracy
+        difference = paired_difference(part, "test_accuracy")
+        evidence = judge(difference)
+        paper = everything[(everything.model == "MoDE") & (everything.alpha == PAPER_ALPHA_POINT[domain])]
+        at_paper = (
+            paired_difference(pd.concat([part[part.model == "MoE"], paper]), "test_accuracy") if len(paper) else pd.Series(dtype=float)
+        )
+        dense = {f"{key}_mean": everything[everything.model == label].test_accuracy.mean()
+                 for key, label in (("dense_compute", "dense (same compute)"), ("dense_params", "dense (same params)"))}  # fmt: skip
+        rows.append({
+            "dataset": dataset, "domain": domain, "alpha": alpha[dataset], "moe_weight_decay": decay[dataset],
+            "seeds": len(difference), "moe_mean": moe.mean(), "moe_std": moe.std(ddof=1), "mode_mean": mode.mean(),
+            "mode_std": mode.std(ddof=1), "diff_mean": difference.mean(), "diff_std": difference.std(ddof=1),
+            "diff_ci_low": evidence.ci_low, "diff_ci_high": evidence.ci_high, "wins": int((difference > 0).sum()),
+            "ties": int((difference == 0).sum()), "losses": int((difference < 0).sum()),
+            "paper_alpha": PAPER_ALPHA_POINT[domain], "diff_at_paper_alpha": at_paper.mean() if len(at_paper) else np.nan,
+            **dense, "undertrained": int((part.best_epoch == part.epochs_run).sum()),
+            "at_ceiling": bool(min(moe.mean(), mode.mean()) >= CEILING), "train_seconds": everything.train_seconds.sum(),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary as an aligned text table: accuracies in %, mean +- std over seeds."""
+    lines = [
+        f"{'dataset':<14} {'domain':<8} {'alpha':>6} {'MoE wd':>6} {'MoE test acc':>16} {'MoDE test acc':>16} {'MoDE - MoE':>16}"
+        f" {'95% CI':>16} {'W/T/L':>7} {'@paper a':>8} {'dense=compute':>13} {'dense=params':>12}  flags"
+    ]
+    for row in summary.itertuples():
+        dense = "".join(f" {100 * v:>12.2f}" if v == v else f" {'-':>12}" for v in (row.dense_compute_mean, row.dense_params_mean))
+        flags = ", ".join(f for f, on in ((f"{row.undertrained} undertrained", row.undertrained), ("ceiling", row.at_ceiling)) if on)
+        interval = f"[{100 * row.diff_ci_low:+.2f}, {100 * row.diff_ci_high:+.2f}]"
+        lines.append(
+            f"{row.dataset:<14} {row.domain:<8} {row.alpha:>6g} {row.moe_weight_decay:>6g} "
+            f"{100 * row.moe_mean:>8.2f} +- {100 * row.moe_std:<4.2f} "
+            f"{100 * row.mode_mean:>8.2f} +- {100 * row.mode_std:<4.2f} "
+            f"{100 * row.diff_mean:>+8.2f} +- {100 * row.diff_std:<4.2f} {interval:>16} {f'{row.wins}/{row.ties}/{row.losses}':>7}"
+            f" {100 * row.diff_at_paper_alpha:>+8.2f}{dense}  {flags}"
+        )
+    return "\n".join(lines)
+
+
+def sweet_spots(results: pd.DataFrame) -> pd.DataFrame:
+    """Per domain: the alphas chosen on validation, beside the paper's value for that domain."""
+    chosen = choose_alpha(results).rename("chosen_alpha").reset_index()
+    domains = results.drop_duplicates("dataset").set_index("dataset")["domain"]
+    chosen["domain"] = chosen["dataset"].map(domains)
+    chosen["paper_alpha"] = chosen["domain"].map(paper_alpha_text)
+    return chosen[["domain", "dataset", "chosen_alpha", "paper_alpha"]]
+
+
+def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed gains behind the comparison, one row per dataset, seed and comparison:
+    "tuned": MoDE at its chosen alpha - MoE at its chosen weight decay (the verdicts' values);
+    "paper's alpha": MoDE at the paper's alpha for the domain - the same tuned MoE (where trained)."""
+    chosen = chosen_runs(results)
+    rows = []
+    for dataset, part in chosen.groupby("dataset", sort=False):
+        domain = part.domain.iloc[0]
+        moe = part[part.model == "MoE"]
+        paper = results[(results.dataset == dataset) & (results.model == "MoDE") & (results.alpha == PAPER_ALPHA_POINT[domain])]
+        for label, mode in (("tuned alpha", part[part.model == "MoDE"]), ("paper's alpha", paper)):
+            if len(mode):
+                gain = paired_difference(pd.concat([moe, mode]), "test_accuracy")
+                rows += [
+                    {"dataset": dataset, "domain": domain, "seed": seed, "comparison": label, "gain": value} for seed, value in gain.items()
+                ]
+    return pd.DataFrame(rows, columns=["dataset", "domain", "seed", "comparison", "gain"])
+
+
+def model_accuracies(results: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and model, test accuracy mean and std over seeds: MoE and MoDE at the settings
+    chosen on validation (as the summary reports them), dense baselines over all their runs."""
+    runs = pd.concat([chosen_runs(results), results[results.model.str.startswith("dense")]])
+    return runs.groupby(["dataset", "model"], sort=False).test_accuracy.agg(["mean", "std"])
+
+
+def runs_agree(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Do two runs of one comparison (say eager and compiled) agree within the seed spread? Per
+    dataset and model: both runs' test accuracy mean and std, the difference second - first, and
+    `within_spread`: |difference| <= the larger of the two stds over seeds. A model that only one
+    run has is refused, naming it."""
+    a, b = model_accuracies(first), model_accuracies(second)
+    if set(a.index) != set(b.index):
+        missing = sorted(set(a.index) ^ set(b.index))
+        raise UserError(f"runs={missing!r} is not allowed: both runs must hold the same datasets and models to be compared")
+    table = a.add_suffix("_first").join(b.add_suffix("_second"))
+    table["difference"] = table.mean_second - table.mean_first
+    # within the seed spread: |m2 - m1| <= max(s1, s2)
+    table["within_spread"] = table.difference.abs() <= table[["std_first", "std_second"]].max(axis=1)
+    return table.reset_index()

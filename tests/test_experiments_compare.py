@@ -1,0 +1,125 @@
+"""MoE vs MoDE comparison: alpha chosen on validation, paired differences, baselines."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import modekit as mk
+from modekit.experiments.compare import choose_alpha, compare_moe_mode, summarise_comparison, sweet_spots
+
+
+def run_row(model, alpha, seed, val, test, epochs=(5, 10), dataset="d", weight_decay=0.0):
+    """One row of compare_moe_mode's results table (only the columns the summaries read)."""
+    best_epoch, epochs_run = epochs
+    return {"dataset": dataset, "domain": "tabular", "model": model, "alpha": alpha, "weight_decay": weight_decay, "seed": seed,
+            "val_accuracy": val, "test_accuracy": test, "train_seconds": 1, "best_epoch": best_epoch, "epochs_run": epochs_run}  # fmt: skip
+
+
+def test_alpha_is_chosen_on_validation_never_test():
+    rows = []
+    for seed in (0, 1):
+        rows += [run_row("MoE", 0.0, seed, 0.8, 0.80), run_row("MoDE", 0.1, seed, 0.9, 0.70), run_row("MoDE", 1.0, seed, 0.7, 0.99)]
+    results = pd.DataFrame(rows)
+    assert choose_alpha(results)["d"] == 0.1
+    summary = summarise_comparison(results).iloc[0]
+    assert summary.diff_mean == pytest.approx(-0.10) and (summary.wins, summary.ties, summary.losses) == (0, 0, 2)
+    assert not summary.at_ceiling and summary.undertrained == 0
+    assert sweet_spots(results).iloc[0].paper_alpha == "0.01-0.1"
+
+
+def test_compare_runs_models_and_baselines_paired_by_seed():
+    data = mk.load("subtasks", n_samples=400)
+    results = compare_moe_mode(
+        [data], seeds=[0, 1], alphas=[0.1], train_config=mk.TrainConfig(epochs=2, progress=False), baselines=True, progress=False
+    )
+    counts = results.groupby("model").size().to_dict()
+    assert counts == {"MoE": 2, "MoDE": 2, "dense (same compute)": 2, "dense (same params)": 2}
+    assert list(results.split_seed.unique()) == [data.metadata["seed"]]  # a Dataset object keeps its one split
+    assert set(results[results.model == "dense (same compute)"].experts) == {1}
+    summary = summarise_comparison(results)
+    assert summary.iloc[0].seeds == 2 and 0 < summary.iloc[0].dense_params_mean <= 1
+    with pytest.raises(ValueError, match="MoDE alphas must be > 0"):
+        compare_moe_mode([data], seeds=[0], alphas=[0.0])
+
+
+def test_subsample_train_is_stratified_and_keeps_other_splits():
+    data = mk.load("digits")
+    small = data.subsample_train(300)
+    assert len(small.y_train) == 300 and small.sizes["test"] == data.sizes["test"]
+    assert small.y_train.bincount().min() >= 25
+    fewer = data.subsample("val", 100, seed=1)
+    assert len(fewer.y_val) == 100 and torch.equal(fewer.y_train, data.y_train) and torch.equal(fewer.y_test, data.y_test)
+    with pytest.raises(ValueError, match="split='dev' is not allowed"):
+        data.subsample("dev", 10)
+    with pytest.raises(mk.UserError, match="n=0 is not allowed"):
+        data.subsample("val", 0)
+
+
+def test_moe_gets_the_same_tuning_budget_and_each_seed_its_own_split():
+    results = compare_moe_mode(["wine"], seeds=[0, 1], alphas=[0.01, 0.1], train_config=mk.TrainConfig(epochs=2, progress=False),
+                               progress=False)  # fmt: skip
+    mode, moe = results[results.model == "MoDE"], results[results.model == "MoE"]
+    assert sorted(mode.alpha.unique()) == [0.01, 0.1] and sorted(moe.weight_decay.unique()) == [0.0, 1e-3]
+    assert len(mode) == len(moe) == 4 and set(results.split_seed) == {0, 1}
+    first, second = mk.load("wine", seed=0), mk.load("wine", seed=1)
+    assert not torch.equal(first.y_test, second.y_test)  # the seeds' splits differ
+    summary = summarise_comparison(results)
+    assert summary.iloc[0].moe_weight_decay in (0.0, 1e-3) and summary.iloc[0].paper_alpha == 0.1
+
+
+def test_ties_are_ties_and_the_ceiling_is_flagged():
+    rows = [
+        run_row(model, alpha, seed, 1.0, 1.0, epochs=(3, 3), dataset="w")
+        for seed in range(3)
+        for model, alpha in (("MoE", 0.0), ("MoDE", 0.1))
+    ]
+    summary = summarise_comparison(pd.DataFrame(rows)).iloc[0]
+    assert (summary.wins, summary.ties, summary.losses) == (0, 3, 0)
+    assert summary.at_ceiling and summary.undertrained == 6
+
+
+def test_paired_gains_are_the_verdicts_values_and_the_paper_alpha_beside():
+    from modekit.experiments.compare import paired_gains
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoE", "alpha": 0.0, "weight_decay": 0.0,
+             "val_accuracy": 0.8, "test_accuracy": 0.80 + 0.01 * seed},
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoDE", "alpha": 0.3, "weight_decay": 0.0,
+             "val_accuracy": 0.9, "test_accuracy": 0.85 + 0.01 * seed},
+            {"dataset": "d", "domain": "tabular", "seed": seed, "model": "MoDE", "alpha": 0.1, "weight_decay": 0.0,
+             "val_accuracy": 0.7, "test_accuracy": 0.79 + 0.01 * seed},
+        ]  # fmt: skip
+    gains = paired_gains(pd.DataFrame(rows))
+    tuned = gains[gains.comparison == "tuned alpha"].set_index("seed").gain
+    paper = gains[gains.comparison == "paper's alpha"].set_index("seed").gain  # the paper's tabular alpha is 0.1
+    np.testing.assert_allclose(tuned.values, [0.05, 0.05, 0.05])
+    np.testing.assert_allclose(paper.values, [-0.01, -0.01, -0.01])
+
+
+def _two_runs(shift: float, spread: float = 0.01, seeds: int = 5):
+    """Two results tables of one dataset: the second's MoDE test accuracies moved by `shift`."""
+    rng = np.random.default_rng(0)
+    first, second = [], []
+    for seed in range(seeds):
+        noise = rng.normal(0, spread, 3)
+        first += [run_row("MoE", 0.0, seed, 0.8, 0.80 + noise[0]), run_row("MoDE", 0.1, seed, 0.9, 0.82 + noise[1]),
+                  run_row("dense (same compute)", 0.0, seed, 0.7, 0.75 + noise[2])]  # fmt: skip
+        second += [run_row("MoE", 0.0, seed, 0.8, 0.80 + noise[0] + 0.1 * spread), run_row("MoDE", 0.1, seed, 0.9, 0.82 + noise[1] + shift),
+                   run_row("dense (same compute)", 0.0, seed, 0.7, 0.75 + noise[2])]  # fmt: skip
+    return pd.DataFrame(first), pd.DataFrame(second)
+
+
+def test_runs_agree_within_the_seed_spread_and_not_beyond():
+    from modekit.experiments.compare import runs_agree
+
+    same = runs_agree(*_two_runs(shift=0.005)).set_index("model")
+    assert same.within_spread.all() and same.loc["MoDE", "difference"] == pytest.approx(0.005)
+    assert same.loc["dense (same compute)", "difference"] == 0.0
+    moved = runs_agree(*_two_runs(shift=0.05)).set_index("model")  # five times the seed spread
+    assert not moved.loc["MoDE", "within_spread"] and moved.loc[["MoE", "dense (same compute)"], "within_spread"].all()
+    first, second = _two_runs(shift=0.0)
+    with pytest.raises(mk.UserError, match=r"runs=\[\('d', 'dense \(same compute\)'\)\] is not allowed"):
+        runs_agree(first, second[second.model != "dense (same compute)"])
