@@ -9,7 +9,7 @@ contract is the one list, tests/test_layout.py holds this copy to it):
     estimator       face: the scikit-learn classifier
     notebook        face: the notebooks' setup (profile, device, seeds)
     reproduction/   batch reproduction: runner (papermill), report, provenance, notebook_client
-    experiments/    multi-model experiments: compare (MoE vs MoDE vs dense), bench
+    experiments/    multi-model experiments: compare (MoE vs MoDE vs dense), judge (verdicts from a table), bench
     ones/           OneS: gathering, distill (the student's KD objective), experiment, speed
     analysis/       probing, stats (effects, intervals, verdicts), plots, claims (the scorecard)
     training/       loop, result, resume (results-store adapter), objectives, population, compiled, distributed
@@ -30,6 +30,7 @@ package (and `python -m modekit --help`) does not import torch.
 """
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -61,9 +62,12 @@ __all__ = sorted(_HOMES)
 def __getattr__(name: str):
     if name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'modekit' has no attribute {name!r}")
+    elif importlib.util.find_spec(f"modekit.{name}") is not None:  # a subpackage or module: mk.data, mk.analysis
+        value = importlib.import_module(f"modekit.{name}")
+    else:
+        raise AttributeError(f"module 'modekit' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__():

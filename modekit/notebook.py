@@ -22,6 +22,14 @@ from modekit.device import resolve_device
 from modekit.profiles import PROFILES
 
 
+def markdown(*lines: str):
+    """Prose a notebook generates from its run (a takeaway, a verdict): the lines as one Markdown
+    display, so that no number a run produced is typed into a markdown cell by hand."""
+    from IPython.display import Markdown  # the notebooks' own dependency, not the library's
+
+    return Markdown("\n".join(lines))
+
+
 def setup(fast=None, out_dir=None, device: str = "auto", profile=None) -> tuple[bool, str | None, str, str]:
     """(FAST, OUT_DIR, DEVICE, PROFILE) for a notebook; see the module docstring."""
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -7,9 +7,9 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import requires_data
 
 import modekit.data as D
+from conftest import requires_data
 from modekit.data.files import DataFileError
 from modekit.data.images import normalised, read_fashion_mnist
 

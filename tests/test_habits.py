@@ -31,9 +31,9 @@ def test_layers_contract_is_kept():
 
 def test_ruff_lint_and_format():
     ruff = _tool("ruff")
-    lint = subprocess.run([ruff, "check", "modekit", "tests"], cwd=ROOT, capture_output=True, text=True)
+    lint = subprocess.run([ruff, "check", "modekit", "tests", "notebooks"], cwd=ROOT, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    form = subprocess.run([ruff, "format", "--check", "modekit", "tests"], cwd=ROOT, capture_output=True, text=True)
+    form = subprocess.run([ruff, "format", "--check", "modekit", "tests", "notebooks"], cwd=ROOT, capture_output=True, text=True)
     assert form.returncode == 0, form.stdout + form.stderr
 
 

@@ -66,3 +66,37 @@ def test_equations_are_latex_not_code_font(lesson):
     text = "\n".join(c.source for c in _cells(lesson) if c.cell_type == "markdown")
     code_equations = re.findall(r"`[^`\n]*(?:sum_|\^2|\\frac| = [a-zA-Z]+\()[^`\n]*`", text)
     assert not code_equations, f"{lesson.name}: equations in code font {code_equations}"
+
+
+# A number a run produced reaches a lesson's prose only as a generated display (modekit.notebook.markdown);
+# a markdown cell may hold the papers' own numbers (with their source in the same cell), equations and
+# parameters (in $math$ or `code`), counts (integers), and section references (§5.4.1).
+PAPER_NUMBERS = {"0.95", "0.9525", "0.9756", "0.9796", "61.7%", "88.2%", "3.7x", "3.7×", "78.4%", "51.7%"}
+SOURCES = ("abstract", "summary")
+LEVELS = {"95%", "80%"}  # an interval's level and a power: parameters of the rule, not results
+RESULT_LIKE = re.compile(r"(?<![\w.])[+\-−]?\d+\.\d+(?:\s?%|x|×)?|(?<![\w.])\d+\s?%|(?<![\w.])[+\-−]\d+(?:\.\d+)?")
+
+
+def result_like_numbers(markdown: str) -> list[str]:
+    """The numbers in a markdown cell that look like results, once math, code, links' targets,
+    section references and the papers' sourced numbers are taken out."""
+    text = re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$|`[^`\n]*`|\]\([^)]*\)|§\s?\d+(?:\.\d+)*|arXiv \d+\.\d+|https?://\S+", " ", markdown, flags=re.S)
+    sourced = any(source in markdown.lower() for source in SOURCES)
+    numbers = [n for n in RESULT_LIKE.findall(text) if n not in LEVELS]
+    return [n for n in numbers if not (sourced and n.replace("−", "-").lstrip("+-") in PAPER_NUMBERS)]
+
+
+def test_the_number_check_catches_a_typed_result_and_lets_the_papers_sourced_numbers_pass():
+    assert result_like_numbers("text is -0.1 (-2.0 to +1.8) points") == ["-0.1", "-2.0", "+1.8"]
+    assert result_like_numbers("about 12 points, 0.853 vs 0.734") == ["0.853", "0.734"]
+    assert result_like_numbers("the student keeps 23% of it, 95% interval") == ["23%"]
+    assert result_like_numbers("the abstract says 61.7% and 3.7x") == []
+    assert result_like_numbers("61.7% kept") == ["61.7%"], "a paper number needs its source"
+    assert result_like_numbers("with $\\alpha=0.1$, `epochs=40`, 5 seeds, §5.4.1, [method](../docs/method.md)") == []
+
+
+@pytest.mark.parametrize("notebook", [*LESSONS, *sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))], ids=lambda p: p.stem)
+def test_no_result_is_typed_into_a_markdown_cell(notebook):
+    typed = {index: numbers for index, cell in enumerate(_cells(notebook))
+             if cell.cell_type == "markdown" and (numbers := result_like_numbers(cell.source))}  # fmt: skip
+    assert not typed, f"{notebook.name}: markdown cells with result-like numbers (generate them from the run): {typed}"

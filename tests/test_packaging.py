@@ -24,7 +24,7 @@ import modekit
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 # modules that only the batch reproduction uses (imported by `modekit reproduce`, not by `import modekit`)
-NOTEBOOK_MODULES = {"notebook_client.py", "runner.py", "report.py"}
+NOTEBOOK_MODULES = {"notebook_client.py", "runner.py", "report.py", "notebook.py"}
 # modules that import an extra's package lazily, only for the feature it serves (`--executor slurm`)
 EXTRA_MODULES = {"executors.py": "cluster"}
 # packages used without an import statement: pandas calls tabulate for DataFrame.to_markdown

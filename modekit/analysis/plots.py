@@ -260,7 +260,7 @@ def gathering(results: pd.DataFrame, title: str):
 @styled
 def paired_gains(gains: pd.DataFrame, title: str):
     """Per dataset: the paired test-accuracy gain MoDE - MoE over seeds (points: seeds; bars: mean and
-    the verdicts' 95% t interval), at the alpha tuned on validation and at the paper's alpha."""
+    the verdicts' 95% t interval): settings fixed in advance (the primary verdicts) and tuned on validation."""
     fig, ax = plt.subplots(figsize=(9, 3.8))
     sns.stripplot(data=gains, x="dataset", y="gain", hue="comparison", dodge=True, alpha=0.45, size=4, ax=ax, legend=False)
     sns.pointplot(

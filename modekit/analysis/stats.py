@@ -20,20 +20,26 @@ from scipy import stats as scipy_stats
 # split where the dataset has no official one). For n replicate values v_i of the deciding quantity:
 #   effect = mean(v);  95% CI = effect +- t_{0.975, n-1} s / sqrt(n)   (one-sample t interval)
 #   p      = one-sided p-value of the t-test against the threshold, in the claim's direction
-#   reproduced    the CI lies beyond the threshold in the paper's direction
+#   equivalent    the CI lies inside threshold +- rope (checked first: an effect nobody would act on,
+#                 whichever side of the threshold it lies)
+#   reproduced    the CI lies beyond the threshold in the paper's direction (one-sided p < 0.025)
 #   contradicted  the CI lies beyond the threshold in the other direction
-#   equivalent    the CI lies inside threshold +- rope (an effect nobody would act on)
-#   inconclusive  otherwise; `detectable` is the smallest effect this n and spread would detect
-#                 with 80% power: (t_{0.975, n-1} + t_{0.8, n-1}) s / sqrt(n)
-# Over several datasets: the summary effect is the mean over datasets of each dataset's mean, with a
-# stratified t interval (per-dataset standard errors combined, Welch-Satterthwaite degrees of
-# freedom), judged by the same rule.
+#   inconclusive  otherwise, and whenever the values have no spread (a zero-width interval proves
+#                 nothing); `detectable` is the smallest effect this n and spread would detect with
+#                 80% power: (t_{0.975, n-1} + t_{0.8, n-1}) s / sqrt(n)
+# "On every set" (several datasets, or a method against each other method) is an intersection-union
+# test: reproduced only if every set is, contradicted if some set is after Holm's correction over the
+# sets, equivalent if every set is; the mean of per-set means with a stratified t interval is shown
+# beside it as a description. A "kept" claim is a non-inferiority test: its threshold is -margin.
 RULE = (
-    "effect = mean over independent runs (seeds, each with its own split) with a 95% t interval (several datasets: "
-    "mean of per-dataset means, stratified t interval); reproduced: the interval excludes the threshold in the "
-    "paper's direction; contradicted: it excludes it in the other direction; equivalent: it lies inside the threshold "
-    "+- the region of practical equivalence; inconclusive: otherwise (with the smallest effect the run could detect)"
+    "effect = mean over independent runs (seeds; each its own split where the set has no official test set, else "
+    "conditional on that test set) with a 95% t interval; equivalent: the interval lies inside the threshold +- the "
+    "region of practical equivalence (checked first); reproduced: it excludes the threshold in the paper's direction "
+    "(one-sided p < 0.025); contradicted: it excludes it in the other direction; inconclusive: otherwise or with no "
+    "spread (with the smallest effect the run could detect). On every set: reproduced only if every set is, "
+    "contradicted if one is after Holm; primary claims: Holm over the family, others unadjusted"
 )
+ONE_SIDED = 0.025  # the one-sided level behind "reproduced" and "contradicted" (the 95% interval's ends)
 LEVEL = 0.95
 CEILING = 0.995  # mean test accuracy at or above which a dataset leaves no room for an effect
 POWER = 0.8
@@ -74,16 +80,18 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float]:
 
 
 def decide(ci_low: float, ci_high: float, threshold: float, direction: int = 1, rope: float | None = None) -> str:
-    """The verdict of an interval against a threshold (direction +1: the paper says 'above')."""
+    """The verdict of an interval against a threshold (direction +1: the paper says 'above'). The
+    region of practical equivalence is checked first: an interval inside it is "equivalent" even
+    when it also excludes the threshold."""
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
         return "inconclusive"
+    if rope is not None and threshold - rope <= ci_low and ci_high <= threshold + rope:
+        return "equivalent"
     above, below = ci_low > threshold, ci_high < threshold
     if (above and direction > 0) or (below and direction < 0):
         return "reproduced"
     if above or below:
         return "contradicted"
-    if rope is not None and threshold - rope <= ci_low and ci_high <= threshold + rope:
-        return "equivalent"
     return "inconclusive"
 
 
@@ -100,17 +108,50 @@ def judge(values, threshold: float = 0.0, direction: int = 1, rope: float | None
 
 def _t_evidence(effect, se, df, n, threshold, direction, rope, test) -> Evidence:
     critical = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df))
+    if not se > 0:  # identical values: a zero-width interval, no test (docs/method.md §8)
+        return Evidence("inconclusive", effect, effect, effect, float("nan"), n, test + " (no spread: no test)", float("nan"))
     # CI = effect +- t_{0.975, df} * se
     low, high = effect - critical * se, effect + critical * se
-    if se > 0:
-        # one-sided p of t = (effect - threshold) / se in the claim's direction
-        p = float(scipy_stats.t.sf(direction * (effect - threshold) / se, df))
-    else:
-        p = 0.0 if direction * (effect - threshold) > 0 else 1.0
+    # one-sided p of t = (effect - threshold) / se in the claim's direction
+    p = float(scipy_stats.t.sf(direction * (effect - threshold) / se, df))
     verdict = decide(low, high, threshold, direction, rope)
     # smallest effect detectable with 80% power: (t_{0.975} + t_{0.8}) * se
     detectable = (critical + float(scipy_stats.t.ppf(POWER, df))) * se if verdict == "inconclusive" else float("nan")
     return Evidence(verdict, effect, low, high, p, n, test, detectable)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN): p_(i) -> max_{j <= i} min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def every_set(evidence: dict[str, Evidence], direction: int = 1) -> tuple[str, float]:
+    """The verdict of "on every set" from each set's own evidence (an intersection-union test):
+    reproduced only if every set is (p = the largest per-set p); contradicted if some set is
+    contradicted after Holm over the sets (its one-sided p in the other direction); equivalent if
+    every set is; inconclusive otherwise. Returns (verdict, p)."""
+    if not evidence:
+        return "inconclusive", float("nan")
+    verdicts = [e.verdict for e in evidence.values()]
+    p_for = [e.p for e in evidence.values()]
+    p_against = [1.0 - e.p if np.isfinite(e.p) else np.nan for e in evidence.values()]
+    contradicted = [e.verdict == "contradicted" and q < ONE_SIDED for e, q in zip(evidence.values(), holm(p_against))]
+    p = float(max(p_for)) if all(np.isfinite(p_for)) else float("nan")
+    if all(v == "reproduced" for v in verdicts):
+        return "reproduced", p
+    if any(contradicted):
+        return "contradicted", p
+    if all(v == "equivalent" for v in verdicts):
+        return "equivalent", p
+    return "inconclusive", p
 
 
 def judge_across(groups: dict, threshold: float = 0.0, direction: int = 1, rope: float | None = None) -> Evidence:
@@ -194,9 +235,40 @@ def benefit_preserved(student: float, dense: float, moe: float) -> float:
     return float("nan") if gap == 0 else 100.0 * (student - dense) / gap
 
 
-def best_other_gap(per_seed: pd.DataFrame, method: str, others: Sequence[str]) -> pd.Series:
-    """Per seed: a method's accuracy minus the best of the other methods' (columns are methods)."""
-    return per_seed[method] - per_seed[list(others)].max(axis=1)
+def benefit_contrast(student, dense, moe, share: float = 0.5) -> np.ndarray:
+    """Per seed, the linear contrast (S - D) - share (M - D): above 0 when the student keeps more
+    than `share` of the MoE's benefit over the dense model. Unlike a per-seed ratio it has no
+    denominator that can reach 0, so its t interval is well behaved."""
+    student, dense, moe = (np.asarray(v, dtype=float) for v in (student, dense, moe))
+    # c_s = (S_s - D_s) - share (M_s - D_s)
+    return (student - dense) - share * (moe - dense)
+
+
+def fieller_ratio(numerator, denominator, level: float = LEVEL) -> tuple[float, float, float]:
+    """Ratio of means mean(a) / mean(b) of paired values with its Fieller interval, as (ratio, low,
+    high); the interval is (-inf, inf) when the denominator's mean is not significantly away from 0."""
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    n = len(a)
+    ratio = float(a.mean() / b.mean()) if b.mean() != 0 else float("nan")
+    if n < 2:
+        return ratio, float("nan"), float("nan")
+    t2 = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) ** 2
+    # variances and covariance of the two means
+    v11, v22, v12 = a.var(ddof=1) / n, b.var(ddof=1) / n, np.cov(a, b, ddof=1)[0, 1] / n
+    # Fieller: (a_bar - r b_bar)^2 <= t^2 (v11 - 2 r v12 + r^2 v22), solved for r
+    qa, qb, qc = b.mean() ** 2 - t2 * v22, a.mean() * b.mean() - t2 * v12, a.mean() ** 2 - t2 * v11
+    discriminant = qb**2 - qa * qc
+    if qa <= 0 or discriminant < 0:
+        return ratio, float("-inf"), float("inf")
+    root = math.sqrt(discriminant)
+    return ratio, float((qb - root) / qa), float((qb + root) / qa)
+
+
+def gaps_to_each_other(per_seed: pd.DataFrame, method: str, others: Sequence[str]) -> dict[str, pd.Series]:
+    """Per other method: `method` minus that method, per seed (columns are methods). "Best" means
+    better than each of them (an intersection-union test), so no competitor is picked per seed on
+    the data that is then tested."""
+    return {f"{method} - {other}": (per_seed[method] - per_seed[other]).dropna() for other in others}
 
 
 def domain_gains(chosen: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:

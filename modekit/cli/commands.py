@@ -196,7 +196,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_ones(args) -> int:
-    from modekit.ones.experiment import ONES_UNIT, run_ones, summarise_ones
+    from modekit.ones.experiment import ONES_UNIT, ones_report, run_ones, summarise_ones
     from modekit.ones.gathering import METHODS
 
     methods = _list_of("--methods", args.methods, METHODS, "a gathering method")
@@ -212,30 +212,7 @@ def cmd_ones(args) -> int:
         results.to_csv(args.out / "results.csv", index=False)
         summary.to_csv(args.out / "summary.csv", index=False)
     if args.json:
-
-        def pick(teacher, student, stage):
-            row = summary[(summary.teacher == teacher) & (summary.student == student) & (summary.stage == stage)]
-            return None if row.empty else {"mean": row["mean"].item(), "std": row["std"].item(), "benefit_%": row["benefit_%"].item()}
-
-        report = {
-            "dataset": data.name,
-            "seeds": args.seeds,
-            "teacher": pick("MoE", "teacher", "trained"),
-            "dense": pick("-", "dense from scratch", "trained"),
-            "mode_teacher": pick("MoDE", "teacher", "trained"),
-            "students": {
-                m: {
-                    "before_kd": pick("MoE", m, "before KD"),
-                    "after_kd": pick("MoE", m, "after KD"),
-                    "mode_teacher_after_kd": pick("MoDE", m, "after KD"),
-                }
-                for m in methods
-            },
-            "baselines": {b: pick("MoE", b, "after KD") for b in ("KD from random init", "Switch-style")},
-            "benefit_meaningful": warning is None,
-            "warning": warning,
-        }
-        print(to_json(report))
+        print(to_json(ones_report(summary, warning, data.name, args.seeds, methods)))
     else:
         print(f"OneS on {data.name}: test accuracy over seeds {args.seeds} ('% of MoE benefit preserved' from the means)\n")
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -336,6 +313,14 @@ def _compare_domain(args, profile, model_config, domain: str, names: list[str], 
     )
 
 
+def cmd_judge(args) -> int:
+    from modekit.experiments.judge import format_verdicts, judge_file
+
+    rows = judge_file(args.file, args.claim)
+    print(to_json(rows.to_dict("records")) if args.json else format_verdicts(rows, f"{args.claim} on {args.file}"))
+    return 0
+
+
 COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
@@ -345,4 +330,5 @@ COMMANDS = {
     "ones": cmd_ones,
     "reproduce": cmd_reproduce,
     "notebooks": cmd_notebooks,
+    "judge": cmd_judge,
 }

@@ -1,4 +1,4 @@
-"""Command line: `python -m modekit {train,sweep,compare,ones,bench,data,reproduce,notebooks} ...`.
+"""Command line: `python -m modekit {train,sweep,compare,ones,judge,bench,data,reproduce,notebooks} ...`.
 
 A user's mistake (a bad option, unknown dataset, impossible value: a `UserError`) exits with code 2
 and one line on stderr naming the argument, the value and what is allowed. Any other exception is
@@ -231,6 +231,20 @@ def _add_reproduce(commands) -> None:
                        help="notebooks run at once, each with its own kernel (a failing or hung one fails alone)")  # fmt: skip
 
 
+JUDGE_FILE_HELP = (
+    "mode_beats_moe: the CSV compare writes (results.csv, or a report's comparison_results.csv: dataset, domain, model, "
+    "alpha, weight_decay, seed, val_accuracy, test_accuracy); svd_best_gathering, ones_benefit_kept: the table ones writes"
+)
+
+
+def _add_judge(commands) -> None:
+    judge = commands.add_parser("judge", help="verdicts of a claim on a results table (yours or the kit's), by the scorecard's rule")
+    judge.add_argument("file", type=Path, metavar="FILE", help=JUDGE_FILE_HELP)
+    judge.add_argument("--claim", required=True, choices=("mode_beats_moe", "svd_best_gathering", "ones_benefit_kept"),
+                       help="the claim to judge")  # fmt: skip
+    judge.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
+
+
 def _add_notebooks(commands) -> None:
     notebooks = commands.add_parser("notebooks", help="your own editable copies of the kit's notebooks")
     actions = notebooks.add_subparsers(dest="notebooks_command", required=True, parser_class=_Parser)
@@ -244,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modekit", description="MoE / MoDE / OneS teaching and reproduction kit")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train_and_sweep, _add_data_and_bench, _add_ones, _add_compare, _add_reproduce, _add_notebooks):
+    for add in (_add_train_and_sweep, _add_data_and_bench, _add_ones, _add_compare, _add_judge, _add_reproduce, _add_notebooks):
         add(commands)
     return parser
 

@@ -160,6 +160,16 @@ def chosen_runs(results: pd.DataFrame) -> pd.DataFrame:
     return results[is_mode | is_moe]
 
 
+def fixed_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The runs behind the primary comparison, with settings fixed before any run: MoDE at the
+    paper's alpha for its domain (profiles.PAPER_ALPHA_POINT), MoE at its default (weight decay 0).
+    Nothing is chosen on the seeds that are then tested (docs/method.md §8)."""
+    paper_alpha = results.domain.map(PAPER_ALPHA_POINT)
+    is_mode = (results.model == "MoDE") & (results.alpha == paper_alpha)
+    is_moe = (results.model == "MoE") & (results.weight_decay == MOE_WEIGHT_DECAY[0])
+    return results[is_mode | is_moe]
+
+
 def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: MoE (weight decay chosen on validation) and MoDE (alpha chosen on validation)
     test accuracy mean +- std over seeds; the paired difference MoDE - MoE with its 95% interval;
@@ -175,10 +185,8 @@ def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
         mode = part[part.model == "MoDE"].set_index("seed").test_accuracy
         difference = paired_difference(part, "test_accuracy")
         evidence = judge(difference)
-        paper = everything[(everything.model == "MoDE") & (everything.alpha == PAPER_ALPHA_POINT[domain])]
-        at_paper = (
-            paired_difference(pd.concat([part[part.model == "MoE"], paper]), "test_accuracy") if len(paper) else pd.Series(dtype=float)
-        )
+        fixed = fixed_runs(everything)  # MoDE at the paper's alpha vs MoE at its default: neither tuned
+        at_paper = paired_difference(fixed, "test_accuracy") if (fixed.model == "MoDE").any() else pd.Series(dtype=float)
         dense = {f"{key}_mean": everything[everything.model == label].test_accuracy.mean()
                  for key, label in (("dense_compute", "dense (same compute)"), ("dense_params", "dense (same params)"))}  # fmt: skip
         rows.append({
@@ -225,17 +233,14 @@ def sweet_spots(results: pd.DataFrame) -> pd.DataFrame:
 
 def paired_gains(results: pd.DataFrame) -> pd.DataFrame:
     """The per-seed gains behind the comparison, one row per dataset, seed and comparison:
-    "tuned": MoDE at its chosen alpha - MoE at its chosen weight decay (the verdicts' values);
-    "paper's alpha": MoDE at the paper's alpha for the domain - the same tuned MoE (where trained)."""
-    chosen = chosen_runs(results)
+    "fixed in advance": MoDE at the paper's alpha - MoE at its default (the primary verdicts' values);
+    "tuned on validation": MoDE at its chosen alpha - MoE at its chosen weight decay (secondary)."""
     rows = []
-    for dataset, part in chosen.groupby("dataset", sort=False):
+    for dataset, part in results.groupby("dataset", sort=False):
         domain = part.domain.iloc[0]
-        moe = part[part.model == "MoE"]
-        paper = results[(results.dataset == dataset) & (results.model == "MoDE") & (results.alpha == PAPER_ALPHA_POINT[domain])]
-        for label, mode in (("tuned alpha", part[part.model == "MoDE"]), ("paper's alpha", paper)):
-            if len(mode):
-                gain = paired_difference(pd.concat([moe, mode]), "test_accuracy")
+        for label, runs in (("fixed in advance", fixed_runs(part)), ("tuned on validation", chosen_runs(part))):
+            if (runs.model == "MoDE").any() and (runs.model == "MoE").any():
+                gain = paired_difference(runs, "test_accuracy")
                 rows += [
                     {"dataset": dataset, "domain": domain, "seed": seed, "comparison": label, "gain": value} for seed, value in gain.items()
                 ]

@@ -147,18 +147,24 @@ def summarise_ones(results: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
         .reset_index()
     )
     moe = results[(results.teacher == "MoE") & (results.student == "teacher")].test_accuracy
-    advantage = moe_advantage(results)
-    meaningful = advantage.verdict == "reproduced"
+    warning = no_benefit_warning(results)
+    meaningful = warning is None
     summary["benefit_%"] = [benefit_preserved(m, dense.mean(), moe.mean()) if meaningful else float("nan") for m in summary["mean"]]
     summary["benefit_meaningful"] = meaningful
-    warning = None
-    if not meaningful:
-        warning = (
-            f"no MoE benefit to keep: MoE - dense = {100 * advantage.effect:+.2f} points, 95% CI "
-            f"[{100 * advantage.ci_low:+.2f}, {100 * advantage.ci_high:+.2f}] over {advantage.n} seeds, does not exclude 0; "
-            "'% of MoE benefit preserved' is not computed"
-        )
     return summary, warning
+
+
+def no_benefit_warning(results: pd.DataFrame) -> str | None:
+    """None where the MoE's advantage over the dense model is significant (its interval above 0),
+    else the warning that there is no benefit to keep."""
+    advantage = moe_advantage(results)
+    if advantage.verdict == "reproduced":
+        return None
+    return (
+        f"no MoE benefit to keep: MoE - dense = {100 * advantage.effect:+.2f} points, 95% CI "
+        f"[{100 * advantage.ci_low:+.2f}, {100 * advantage.ci_high:+.2f}] over {advantage.n} seeds, does not exclude 0; "
+        "'% of MoE benefit preserved' is not computed"
+    )
 
 
 def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fractions=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)) -> pd.DataFrame:
@@ -179,3 +185,25 @@ def k_sweep(teacher: torch.nn.Module, data: Dataset, methods=("topk", "svd"), fr
             accuracy = evaluate(student, data.X_test, data.y_test)["accuracy"]
             rows.append({"method": method, "k": k, "fraction": k / limit, "test_accuracy": accuracy, "relative_distance_to_sum": distance})
     return pd.DataFrame(rows)
+
+
+def ones_report(summary: pd.DataFrame, warning: str | None, dataset: str, seeds, methods) -> dict:
+    """The `ones --json` object: mean, std and % of benefit of each model and student."""
+
+    def pick(teacher, student, stage):
+        row = summary[(summary.teacher == teacher) & (summary.student == student) & (summary.stage == stage)]
+        return None if row.empty else {"mean": row["mean"].item(), "std": row["std"].item(), "benefit_%": row["benefit_%"].item()}
+
+    students = {m: {"before_kd": pick("MoE", m, "before KD"), "after_kd": pick("MoE", m, "after KD"),
+                    "mode_teacher_after_kd": pick("MoDE", m, "after KD")} for m in methods}  # fmt: skip
+    return {
+        "dataset": dataset,
+        "seeds": list(seeds),
+        "teacher": pick("MoE", "teacher", "trained"),
+        "dense": pick("-", "dense from scratch", "trained"),
+        "mode_teacher": pick("MoDE", "teacher", "trained"),
+        "students": students,
+        "baselines": {b: pick("MoE", b, "after KD") for b in ("KD from random init", "Switch-style")},
+        "benefit_meaningful": warning is None,
+        "warning": warning,
+    }
