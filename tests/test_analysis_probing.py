@@ -287,3 +287,51 @@ def test_other_view_share_reads_the_matched_experts_importance():
     )
     # sub-task A -> expert 1 (uses A0 only: share 0), sub-task B -> expert 0 (B0 own 0, A0 other 0.2: share 1)
     assert probing.other_view_share(importance, np.array([1, 0])) == [0.0, 1.0]
+
+
+def _routed_model(seed: int = 0):
+    """A 2-expert tabular MoE (4 features, 3 classes) with a random gate, so routing is not uniform."""
+    torch.manual_seed(seed)
+    model = mk.build_model(mk.ModelConfig(n_features=4, n_classes=3, n_experts=2, expert_hidden=8, expert_out=6), seed=seed)
+    torch.nn.init.normal_(probing.first_moe(model).gate.proj.weight, std=2.0)
+    X, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    subtask = (X[:, 0] > 0).numpy().astype(int)
+    return model, X, y, subtask
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_gradient_reach_is_each_matched_experts_share_from_the_other_subtask(alpha):
+    """Recomputed by hand from `expert_output_gradients`: per sub-task t and its matched expert i, the
+    share of sum_x |dL/de_i(x)| from samples outside t (task gradient, and task + alpha L_KD), the
+    effective sample share of each, and L_KD's part of the expert's gradient mass."""
+    model, X, y, subtask = _routed_model()
+    table = probing.gradient_reach(model, X, y, subtask, alpha)
+    grads = probing.expert_output_gradients(model, X, y)
+    matched = probing.matched_experts(grads["gate_weights"], subtask)
+    assert list(table.columns) == ["sub-task", "expert", "other_share_task", "sample_share_task", "other_share_total",
+                                   "sample_share_total", "distillation_part"]  # fmt: skip
+    assert list(table["sub-task"]) == [0, 1] and list(table.expert) == [int(e) for e in matched]
+    for row in table.itertuples():
+        i, outside = row.expert, subtask != row[1]
+        for label, gradient in (("task", grads["task"][i]), ("total", grads["task"][i] + alpha * grads["distillation"][i])):
+            strength = np.linalg.norm(gradient, axis=-1)
+            assert getattr(row, f"other_share_{label}") == pytest.approx(strength[outside].sum() / strength.sum())
+            assert getattr(row, f"sample_share_{label}") == pytest.approx(strength.sum() ** 2 / (len(strength) * (strength**2).sum()))
+        task_mass = np.linalg.norm(grads["task"][i], axis=-1).sum()
+        distill_mass = np.linalg.norm(alpha * grads["distillation"][i], axis=-1).sum()
+        assert row.distillation_part == pytest.approx(distill_mass / (task_mass + distill_mass))
+    if alpha == 0:
+        assert (table.distillation_part == 0).all()
+        assert (table.other_share_task == table.other_share_total).all()
+    else:
+        assert (table.distillation_part > 0).all() and not np.allclose(table.other_share_task, table.other_share_total)
+
+
+def test_gradient_share_by_group_sums_to_one_per_expert_and_names_its_columns():
+    gradients = np.abs(np.random.default_rng(0).normal(size=(2, 6, 3)))
+    group = np.array([0, 0, 1, 1, 1, 2])
+    table = probing.gradient_share_by_group(gradients, group)
+    assert list(table.columns) == ["expert", "group", "share"] and len(table) == 6
+    np.testing.assert_allclose(table.groupby("expert").share.sum(), [1.0, 1.0])
+    strength = np.linalg.norm(gradients[1], axis=-1)
+    assert table[(table.expert == 1) & (table.group == 1)].share.item() == pytest.approx(strength[2:5].sum() / strength.sum())

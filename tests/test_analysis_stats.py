@@ -266,3 +266,71 @@ def test_specialisation_is_own_minus_cross_accuracy():
     assert stats.specialisation(table) == pytest.approx((0.9 + 0.95) / 2 - (0.6 + 0.5) / 2)
     merged = table.assign(accuracy=0.8)
     assert stats.specialisation(merged) == 0.0
+
+
+def _fieller_by_search(a, b, level=0.95):
+    """The Fieller set {r: (mean a - r mean b)^2 <= t^2 var(mean a - r mean b)} found on a fine grid."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    t2 = scipy_stats.t.ppf(0.5 + level / 2, n - 1) ** 2
+    grid = np.linspace(-5, 5, 200_001)
+    inside = [(a.mean() - r * b.mean()) ** 2 <= t2 * np.var(a - r * b, ddof=1) / n for r in grid]
+    kept = grid[np.array(inside)]
+    return kept.min(), kept.max()
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_fieller_interval_is_the_set_of_ratios_the_t_test_keeps(level):
+    a = [0.05, 0.04, 0.06, 0.03, 0.05]
+    b = [0.10, 0.09, 0.11, 0.10, 0.12]
+    ratio, low, high = stats.fieller_ratio(a, b, level)
+    assert ratio == pytest.approx(np.mean(a) / np.mean(b))
+    expected = _fieller_by_search(a, b, level)
+    assert (low, high) == pytest.approx(expected, abs=1e-4)
+
+
+def test_fieller_with_one_pair_or_a_zero_denominator():
+    ratio, low, high = stats.fieller_ratio([0.1], [0.2])
+    assert ratio == pytest.approx(0.5) and np.isnan(low) and np.isnan(high)
+    assert np.isnan(stats.fieller_ratio([0.1, 0.2], [0.1, -0.1])[0])
+
+
+def _evidence(verdict, p):
+    return stats.Evidence(verdict, 0.0, 0.0, 0.0, p, 5, "t", float("nan"))
+
+
+def test_every_set_needs_every_set_and_contradicts_only_after_holm():
+    verdict, p = stats.every_set({})
+    assert verdict == "inconclusive" and np.isnan(p), "no set: nothing shown"
+    assert stats.every_set({"a": _evidence("reproduced", 0.01), "b": _evidence("reproduced", 0.02)}) == ("reproduced", 0.02)
+    assert stats.every_set({"a": _evidence("reproduced", 0.01), "b": _evidence("inconclusive", 0.3)}) == ("inconclusive", 0.3)
+    assert stats.every_set({"a": _evidence("equivalent", 0.4), "b": _evidence("equivalent", 0.6)}) == ("equivalent", 0.6)
+    # contradicted on one set: its p against the paper is 1 - p; Holm over 2 sets needs 2 (1 - p) < 0.025
+    assert stats.every_set({"a": _evidence("contradicted", 0.995), "b": _evidence("reproduced", 0.01)})[0] == "contradicted"
+    assert stats.every_set({"a": _evidence("contradicted", 0.98), "b": _evidence("reproduced", 0.01)})[0] == "inconclusive"
+    assert stats.every_set({"a": _evidence("contradicted", 0.98)})[0] == "contradicted", "one set: no correction"
+    verdict, p = stats.every_set({"a": _evidence("reproduced", 0.01), "b": _evidence("inconclusive", float("nan"))})
+    assert verdict == "inconclusive" and np.isnan(p)
+
+
+def test_holm_caps_at_one_and_handles_ties_and_a_single_value():
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])
+    np.testing.assert_allclose(stats.holm([0.01, 0.01]), [0.02, 0.02])
+    np.testing.assert_allclose(stats.holm([0.2]), [0.2])
+    assert np.isnan(stats.holm([np.nan, np.nan])).all() and len(stats.holm([])) == 0
+
+
+def test_benefit_contrast_with_another_share():
+    np.testing.assert_allclose(stats.benefit_contrast([0.9], [0.8], [1.0], share=0.25), [0.1 - 0.25 * 0.2])
+
+
+def test_fieller_edge_cases_two_pairs_and_an_insignificant_denominator():
+    ratio, low, high = stats.fieller_ratio([0.05, 0.06], [0.10, 0.11])
+    assert np.isfinite(low) and np.isfinite(high) and low < ratio < high, "two pairs already give an interval"
+    # the numerator clearly away from 0, the denominator not: the set of ratios is unbounded
+    assert stats.fieller_ratio([0.1, 0.11, 0.09, 0.1, 0.1], [0.1, -0.1, 0.05, -0.05, 0.02])[1:] == (float("-inf"), float("inf"))
+
+
+def test_holm_caps_a_product_between_one_and_two():
+    np.testing.assert_allclose(stats.holm([0.7, 0.9]), [1.0, 1.0])
+    np.testing.assert_allclose(stats.holm([0.3, 0.02, 0.01]), [0.3, 0.04, 0.03])
