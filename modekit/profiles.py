@@ -20,6 +20,7 @@ PROFILES = {
         "max_train": {"tabular": 4000, "image": 2000, "text": 2000},
         "max_val": {"image": 2000},  # Fashion-MNIST's 10,000 validation images, evaluated every epoch, cost more than training
         "load_options": {"trec": {"max_length": 24}},  # TREC questions are short: 24 tokens instead of 64
+        "budget_doublings": 2,  # a dataset-seed still improving at its last epoch is rerun with 2x, then 4x the epochs
     },
     "full": {  # real data under $MODEKIT_DATA, meant for a GPU
         "datasets": {
@@ -28,6 +29,7 @@ PROFILES = {
             "text": ["sst2", "trec", "mr"],
         },
         "epochs": {"tabular": 30, "image": 5, "text": 4},
+        "budget_doublings": 2,
     },
 }
 

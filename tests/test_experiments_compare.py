@@ -131,3 +131,37 @@ def test_runs_agree_within_the_seed_spread_and_not_beyond():
     first, second = _two_runs(shift=0.0)
     with pytest.raises(mk.UserError, match=r"runs=\[\('d', 'dense \(same compute\)'\)\] is not allowed"):
         runs_agree(first, second[second.model != "dense (same compute)"])
+
+
+def test_a_unit_still_improving_at_its_last_epoch_is_rerun_with_twice_the_epochs():
+    """The budget rule, fixed before the run: MoE and MoDE of a dataset-seed rerun together with 2x,
+    then 4x the epochs while a run is best at its last epoch, at most `doublings` times."""
+    from modekit.experiments.compare import compare_moe_mode, still_improving
+
+    data = mk.load("wine")
+    config = mk.TrainConfig(epochs=1, patience=0, progress=False)  # one epoch: always best at its last
+    table = compare_moe_mode([data], seeds=[0], model_config=mk.ModelConfig(n_experts=2, expert_hidden=8, expert_out=8),
+                             train_config=config, alphas=[0.1], progress=False, doublings=2)  # fmt: skip
+    (reruns,), (budget,) = set(table.budget_reruns), set(table.budget_epochs)
+    assert reruns >= 1 and budget == 2**reruns, "one epoch is always best at its last: at least one rerun"
+    assert (table.epochs_run <= budget).all()
+    assert reruns == 2 or not still_improving(table, budget), "stopped early only when no run was still improving"
+    assert not still_improving(table.assign(best_epoch=0), budget) and still_improving(table.assign(best_epoch=budget), budget)
+    once = compare_moe_mode([data], seeds=[0], model_config=mk.ModelConfig(n_experts=2, expert_hidden=8, expert_out=8),
+                            train_config=config, alphas=[0.1], progress=False)  # fmt: skip
+    assert set(once.budget_epochs) == {1} and set(once.budget_reruns) == {0}, "no doublings: the budget as given"
+
+
+def test_the_ceiling_is_decided_on_validation_not_test():
+    from modekit.experiments.compare import summarise_comparison
+
+    rows = []
+    for seed in range(3):
+        for model, alpha in (("MoE", 0.0), ("MoDE", 0.1)):
+            rows.append({"dataset": "d", "domain": "tabular", "seed": seed, "model": model, "alpha": alpha, "weight_decay": 0.0,
+                         "val_accuracy": 0.999, "test_accuracy": 0.90 + 0.01 * seed, "best_epoch": 3, "epochs_run": 10,
+                         "train_seconds": 1.0})  # fmt: skip
+    table = pd.DataFrame(rows)
+    assert summarise_comparison(table).at_ceiling.item(), "validation at the ceiling: no room, whatever the test set says"
+    table["val_accuracy"], table["test_accuracy"] = 0.9, 0.999
+    assert not summarise_comparison(table).at_ceiling.item()

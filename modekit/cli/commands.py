@@ -311,6 +311,7 @@ def _compare_domain(args, profile, model_config, domain: str, names: list[str], 
         max_val=profile.get("max_val", {}).get(domain),
         load_options=profile.get("load_options"),
         executor=executor,
+        doublings=profile.get("budget_doublings", 0),
     )
 
 
