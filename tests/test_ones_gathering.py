@@ -152,3 +152,57 @@ def test_expert_spectra_columns_and_one_based_index():
     w1 = table[(table.matrix == "w1") & (table.expert == 0)]
     assert w1["index"].tolist() == [1, 2, 3, 4]  # W1 is 4 x 6: rank 4
     torch.testing.assert_close(torch.tensor(w1.singular_value.tolist()), torch.linalg.svdvals(small_teacher().moe.experts.w1[0].detach()))
+
+
+def _teacher(seed=0):
+    import modekit as mk
+
+    torch.manual_seed(seed)
+    config = mk.ModelConfig(n_features=5, n_classes=3, n_experts=3, expert_hidden=6, expert_out=4, gate="topk", top_k=2)
+    return mk.build_model(config, seed=seed)
+
+
+def test_permute_hidden_units_is_seeded_moves_the_chosen_expert_only_and_keeps_the_function():
+    from modekit.errors import UserError
+    from modekit.nn import moe_layers
+    from modekit.ones.gathering import permute_hidden_units
+
+    teacher, x = _teacher(), torch.randn(16, 5)
+    first, again, other = (permute_hidden_units(teacher, 1, seed) for seed in (3, 3, 4))
+    w1 = [moe_layers(m)[0][1].experts.w1.detach() for m in (teacher, first, again, other)]
+    assert torch.equal(w1[1], w1[2]) and not torch.equal(w1[1], w1[3]), "one seeded permutation per seed"
+    assert torch.equal(w1[0][0], w1[1][0]) and torch.equal(w1[0][2], w1[1][2]) and not torch.equal(w1[0][1], w1[1][1])
+    assert sorted(w1[1][1].sum(0).tolist()) == pytest.approx(sorted(w1[0][1].sum(0).tolist())), "the same units, reordered"
+    torch.testing.assert_close(first.eval()(x).logits, teacher.eval()(x).logits)
+    permute_hidden_units(teacher, 0)  # the first expert is allowed
+    with pytest.raises(UserError, match=r"expert=3 is not allowed: expert must be an integer in \[0, 2\]"):
+        permute_hidden_units(teacher, 3)
+
+
+def test_permutation_effect_is_relative_to_each_models_own_logits():
+    from modekit.ones.gathering import make_student, permutation_effect, permute_hidden_units
+
+    teacher, x = _teacher(1), torch.randn(16, 5)
+    table = permutation_effect(teacher, x, methods=("sum", "neurons"), expert=1, seed=2)
+    permuted = permute_hidden_units(teacher, 1, 2)
+    assert list(table.method) == ["sum", "neurons"] and (table.teacher_change < 1e-5).all()
+    with torch.no_grad():
+        before, after = (make_student(m, "sum").eval()(x).logits for m in (teacher, permuted))
+    assert table.student_change.iloc[0] == pytest.approx(float((after - before).norm() / before.norm()), rel=1e-5)
+    assert table.student_change.iloc[1] < 1e-5, "neurons keeps units whole: no change"
+
+
+def test_summed_block_error_parts_are_relative_to_the_experts_sum():
+    from modekit.ones.gathering import summed_block_error
+
+    g = torch.Generator().manual_seed(0)
+    w1, b1, w2, b2, x = torch.randn(3, 4, 5, generator=g), torch.randn(3, 5, generator=g), torch.randn(3, 5, 2, generator=g), \
+        torch.randn(3, 2, generator=g), torch.randn(7, 4, generator=g)  # fmt: skip
+    parts = summed_block_error(w1, b1, w2, b2, x)
+    z = torch.stack([x.double() @ w1[i].double() + b1[i].double() for i in range(3)])
+    experts = sum(torch.relu(z[i]) @ w2[i].double() for i in range(3)) + b2.double().sum(0)
+    non_linearity = (torch.relu(z.sum(0)) - torch.relu(z).sum(0)) @ w2.double().sum(0)
+    assert parts["non_linearity"] == pytest.approx(float(non_linearity.norm() / experts.norm()))
+    block = torch.relu(z.sum(0)) @ w2.double().sum(0) + b2.double().sum(0)
+    assert parts["total"] == pytest.approx(float((block - experts).norm() / experts.norm()))
+    assert summed_block_error(w1[:1], b1[:1], w2[:1], b2[:1], x) == pytest.approx({"total": 0, "non_linearity": 0, "cross_terms": 0})
