@@ -105,6 +105,11 @@ def test_paired_gains_fixed_in_advance_and_tuned_on_validation():
     primary = gains[gains.comparison == "fixed in advance"].set_index("seed").gain
     np.testing.assert_allclose(tuned.values, [0.03, 0.03, 0.03])
     np.testing.assert_allclose(primary.values, [-0.01, -0.01, -0.01])
+    table["best_epoch"], table["epochs_run"], table["train_seconds"] = 1, 5, 1.0
+    from modekit.experiments.compare import summarise_comparison
+
+    summary = summarise_comparison(table)
+    assert summary.improved_share_at_paper_alpha.item() == 0.0 and summary.diff_at_paper_alpha.item() == pytest.approx(-0.01)
 
 
 def _two_runs(shift: float, spread: float = 0.01, seeds: int = 5):
