@@ -30,7 +30,6 @@ package (and `python -m modekit --help`) does not import torch.
 """
 
 import importlib
-import importlib.util
 
 __version__ = "0.1.0"
 
@@ -57,12 +56,13 @@ _HOMES = {
 }
 
 __all__ = sorted(_HOMES)
+SUBPACKAGES = ("data", "nn", "training", "ones", "analysis", "experiments", "reproduction", "cli")
 
 
 def __getattr__(name: str):
     if name in _HOMES:
         value = getattr(importlib.import_module(_HOMES[name]), name)
-    elif importlib.util.find_spec(f"modekit.{name}") is not None:  # a subpackage or module: mk.data, mk.analysis
+    elif name in SUBPACKAGES:  # mk.data, mk.analysis, ... (never __main__, which runs the command line)
         value = importlib.import_module(f"modekit.{name}")
     else:
         raise AttributeError(f"module 'modekit' has no attribute {name!r}")
@@ -71,4 +71,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_HOMES))
+    return sorted(set(globals()) | set(_HOMES) | set(SUBPACKAGES))

@@ -334,3 +334,11 @@ def test_fieller_edge_cases_two_pairs_and_an_insignificant_denominator():
 def test_holm_caps_a_product_between_one_and_two():
     np.testing.assert_allclose(stats.holm([0.7, 0.9]), [1.0, 1.0])
     np.testing.assert_allclose(stats.holm([0.3, 0.02, 0.01]), [0.3, 0.04, 0.03])
+
+
+def test_identical_values_whose_mean_rounds_are_still_no_spread():
+    """0.1 three times has a standard deviation of about 1e-17 in floating point: still no test."""
+    assert stats.judge([0.1, 0.1, 0.1]).verdict == "inconclusive"
+    assert stats.judge_across({"a": [0.1] * 3, "b": [0.2] * 2}).verdict == "inconclusive"
+    ratio, low, high = stats.fieller_ratio([0.3] * 3, [0.7] * 3)
+    assert low == pytest.approx(ratio) == pytest.approx(high), "identical pairs: a point, not an unbounded set"

@@ -193,3 +193,11 @@ def test_ones_trains_on_a_csv_with_its_target(tmp_path):
     assert report["seeds"] == [0] and 0 <= report["students"]["svd"]["after_kd"]["mean"] <= 1
     missing = subprocess.run([sys.executable, "-m", "modekit", "ones", "--dataset", f"csv:{path}"], capture_output=True, text=True)
     assert missing.returncode == 2 and "needs --target COLUMN" in missing.stderr
+
+
+def test_bench_compile_is_a_two_way_switch():
+    parser = cli.build_parser()
+    assert parser.parse_args(["bench", "--compile", "no"]).compile is False
+    assert parser.parse_args(["bench"]).compile is True
+    with pytest.raises(mk.UserError, match="compile='auto' is not allowed: one of yes, no"):
+        parser.parse_args(["bench", "--compile", "auto"])

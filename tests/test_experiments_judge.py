@@ -142,3 +142,14 @@ def test_the_judge_command_prints_rows_and_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "modekit", "judge", str(tmp_path / "nope.csv"), "--claim", "mode_beats_moe"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "is not a file" in bad.stderr
+
+
+def test_a_dataset_without_both_models_or_with_two_settings_of_one_is_refused():
+    table = _comparison(np.random.default_rng(6), {"a": ("tabular", 0.02)}, settings=False)
+    with pytest.raises(UserError, match=r"dataset='a' is not allowed: it needs both MoE and MoDE rows \(it has \['MoE'\]\)"):
+        judge.primary_runs(table[table.model == "MoE"])
+    doubled = pd.concat([table, table[table.model == "MoDE"].assign(alpha=0.5, weight_decay=0.01)])  # MoDE at two settings
+    doubled = doubled[~((doubled.model == "MoDE") & (doubled.alpha == 0.1))].assign()
+    doubled = pd.concat([doubled, doubled[doubled.model == "MoDE"].assign(weight_decay=0.02)])
+    with pytest.raises(UserError, match="MoDE at the paper's alpha"):
+        judge.primary_runs(doubled[doubled.model.isin(["MoE", "MoDE"])])

@@ -84,3 +84,9 @@ def test_no_function_over_60_lines_and_no_module_over_350():
                 long_functions.append(f"{path.relative_to(ROOT)}:{i + 1} {lines[i].strip()[:50]} ({len(body)} lines)")
     assert not long_functions, long_functions
     assert not long_modules, long_modules
+
+
+def test_the_lazy_package_gives_its_names_and_subpackages_and_nothing_else():
+    assert modekit.train.__module__ == "modekit.training.loop" and modekit.data.__name__ == "modekit.data"
+    assert not hasattr(modekit, "__main__"), "asking must not run the command line"
+    assert getattr(modekit, "a.b", None) is None and "analysis" in dir(modekit)

@@ -158,7 +158,7 @@ def judge_claim(claim_id: str, values, note: str = "", bound: float | None = Non
     if isinstance(values, dict):
         per_set = {str(name): judge(v, *args) for name, v in values.items()}
         rows = [_row(claim, name, evidence, note) for name, evidence in per_set.items()]
-        verdict, p = every_set(per_set, claim.direction)
+        verdict, p = every_set(per_set)
         across = judge_across(values, *args)
         summary = dataclasses.replace(across, verdict=verdict, p=p, test=f"every set must be reproduced (intersection-union over "
                                       f"{len(per_set)}); effect and interval: {across.test}, descriptive")  # fmt: skip

@@ -277,7 +277,9 @@ def paired_gains(gains: pd.DataFrame, title: str):
     )
     ax.axhline(0.0, color="k", lw=1)
     ax.set(xlabel="", ylabel="MoDE - MoE test accuracy\n(seeds; mean, 95% t interval)")
-    ax.legend(title="MoDE's alpha", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # outside the axes: covers no point
+    ax.legend(
+        title="settings of both models", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )  # outside the axes: covers no point
     ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -102,14 +102,21 @@ def judge(values, threshold: float = 0.0, direction: int = 1, rope: float | None
     if n < 2:
         effect = float(values.mean()) if n else float("nan")
         return Evidence("inconclusive", effect, float("nan"), float("nan"), float("nan"), n, "t interval (n < 2)", float("nan"))
+    if np.ptp(values) == 0:  # identical values: tested on the values, since their mean's rounding leaves a tiny se
+        return _no_spread(float(values.mean()), n, "one-sample t interval over runs")
     se = float(values.std(ddof=1)) / math.sqrt(n)
     return _t_evidence(float(values.mean()), se, n - 1, n, threshold, direction, rope, "one-sample t interval over runs")
 
 
+def _no_spread(effect: float, n: int, test: str) -> Evidence:
+    """Identical values: a zero-width interval, which proves nothing (docs/method.md §8)."""
+    return Evidence("inconclusive", effect, effect, effect, float("nan"), n, test + " (no spread: no test)", float("nan"))
+
+
 def _t_evidence(effect, se, df, n, threshold, direction, rope, test) -> Evidence:
+    if not se > 0:
+        return _no_spread(effect, n, test)
     critical = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df))
-    if not se > 0:  # identical values: a zero-width interval, no test (docs/method.md §8)
-        return Evidence("inconclusive", effect, effect, effect, float("nan"), n, test + " (no spread: no test)", float("nan"))
     # CI = effect +- t_{0.975, df} * se
     low, high = effect - critical * se, effect + critical * se
     # one-sided p of t = (effect - threshold) / se in the claim's direction
@@ -133,7 +140,7 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def every_set(evidence: dict[str, Evidence], direction: int = 1) -> tuple[str, float]:
+def every_set(evidence: dict[str, Evidence]) -> tuple[str, float]:
     """The verdict of "on every set" from each set's own evidence (an intersection-union test):
     reproduced only if every set is (p = the largest per-set p); contradicted if some set is
     contradicted after Holm over the sets (its one-sided p in the other direction); equivalent if
@@ -169,6 +176,8 @@ def judge_across(groups: dict, threshold: float = 0.0, direction: int = 1, rope:
         return Evidence("inconclusive", effect, float("nan"), float("nan"), float("nan"), n, name + ": a dataset has n < 2", float("nan"))
     d = len(samples)
     effect = float(np.mean([v.mean() for v in samples]))
+    if all(np.ptp(v) == 0 for v in samples):  # every dataset's values identical: no spread, no test
+        return _no_spread(effect, n, name)
     # Var(effect) = (1 / D^2) sum_d s_d^2 / n_d
     parts = np.array([v.var(ddof=1) / len(v) for v in samples]) / d**2
     se = float(math.sqrt(parts.sum()))
@@ -258,6 +267,8 @@ def fieller_ratio(numerator, denominator, level: float = LEVEL) -> tuple[float, 
     # Fieller: (a_bar - r b_bar)^2 <= t^2 (v11 - 2 r v12 + r^2 v22), solved for r
     qa, qb, qc = b.mean() ** 2 - t2 * v22, a.mean() * b.mean() - t2 * v12, a.mean() ** 2 - t2 * v11
     discriminant = qb**2 - qa * qc
+    if -1e-12 * qb**2 < discriminant < 0:  # identical pairs: 0 up to rounding, a point interval
+        discriminant = 0.0
     if qa <= 0 or discriminant < 0:
         return ratio, float("-inf"), float("inf")
     root = math.sqrt(discriminant)

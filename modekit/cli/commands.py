@@ -1,5 +1,5 @@
 """The commands behind `python -m modekit ...`: each takes the parsed arguments, does the work
-through the library and prints the result. The parser and the error handling are in cli.py."""
+through the library and prints the result. The parser and the error handling are in cli/parser.py."""
 
 from __future__ import annotations
 

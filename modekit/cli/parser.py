@@ -168,7 +168,7 @@ def _add_data_and_bench(commands) -> None:
     _field(bench, "--device", TrainConfig, "device")
     bench.add_argument("--section", choices=("all", "train", "ones", "workers"), default="all",
                        help="train: step throughput; ones: OneS inference; workers: a CPU population in 1 vs 2 local workers")  # fmt: skip
-    bench.add_argument("--compile", type=auto_yes_no("compile"), default=True, metavar="{yes,no}",
+    bench.add_argument("--compile", type=auto_yes_no("compile", ("yes", "no")), default=True, metavar="{yes,no}",
                        help="time the compiled step too (its compilation takes ~20 s per shape)")  # fmt: skip
     bench.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

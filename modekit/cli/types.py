@@ -83,12 +83,13 @@ def seeds(text: str) -> list[int]:
     return values
 
 
-def auto_yes_no(name: str):
-    """An argparse type: auto, yes or no (the kit's one spelling of a three-way switch) -> "auto", True, False."""
+def auto_yes_no(name: str, words: tuple[str, ...] = tuple(AUTO_YES_NO)):
+    """An argparse type: auto, yes or no (the kit's one spelling of a three-way switch) -> "auto", True,
+    False; `words` narrows it (a two-way switch: ("yes", "no"))."""
 
     def parse(text: str):
-        if text not in AUTO_YES_NO:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not allowed: one of auto, yes, no")
+        if text not in words:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not allowed: one of {', '.join(words)}")
         return AUTO_YES_NO[text]
 
     return parse

@@ -7,7 +7,7 @@ chosen on the validation split (mean over seeds), never on test; then test accur
 seed by seed. MoDE at the paper's alpha is reported beside the tuned one. Two dense baselines (one
 expert) run beside them: the same compute and the same parameter count. A run whose best epoch is
 its last is flagged undertrained; a dataset where both models reach the ceiling carries no
-evidence. Both are reported and kept out of verdicts (modekit.analysis.stats.verdict_datasets).
+evidence. Both are reported and kept out of verdicts (modekit.analysis.stats.eligible_datasets).
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ def primary_runs(results: pd.DataFrame) -> pd.DataFrame:
     else the settings fixed in advance (compare.fixed_runs)."""
     parts = []
     for dataset, part in results.groupby("dataset", sort=False):
-        moe, mode = part[part.model == "MoE"], part[part.model == "MoDE"]
-        if moe.weight_decay.nunique() == 1 and mode.alpha.nunique() == 1:
+        if set(part.model) != {"MoE", "MoDE"}:
+            raise UserError(f"dataset={dataset!r} is not allowed: it needs both MoE and MoDE rows (it has {sorted(set(part.model))})")
+        if (part.groupby("model")[["alpha", "weight_decay"]].nunique() == 1).all(axis=None):  # one setting of each model
             parts.append(part)
             continue
         fixed = fixed_runs(part)
@@ -92,7 +93,7 @@ def ones_benefit_kept(results: pd.DataFrame, note: str = "") -> list[dict]:
     missing = [" / ".join(column) for column in needed if column not in per_seed.columns]
     if missing:
         raise UserError(f"rows={missing!r} are missing from the OneS table: ones_benefit_kept needs the dense model, the MoE and svd")
-    dense, moe, student = (per_seed[column] for column in needed)
+    dense, moe, student = (pd.concat([per_seed[c] for c in needed], axis=1).dropna()[c] for c in needed)  # seeds with all three
     warning = no_benefit_warning(results)
     if warning is not None:
         return claims.judge_claim("ones_benefit_kept", [], note=warning)

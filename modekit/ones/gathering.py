@@ -1,6 +1,6 @@
 """OneS (arXiv 2201.10890): knowledge gathering from a sparse MoE into one dense student, then
 knowledge distillation from the whole MoE (docs/method.md §4). The distillation objective lives
-in modekit.training.objectives.
+in modekit.ones.distill.
 
 Gathering, per expert weight matrix W_i of shape (a, b), E experts:
     sum:      W = sum_i W_i                    avg: W = mean_i W_i

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from modekit.config import CELL_TIMEOUT_S, MAX_JOBS
+from modekit.config import CELL_TIMEOUT_S, MAX_CELL_TIMEOUT_S, MAX_JOBS
 from modekit.errors import UserError
 from modekit.profiles import PROFILES
 from modekit.reproduction.report import write_report
@@ -51,7 +51,6 @@ def prepare_out(out: Path, force: bool) -> Path:
 # Seconds one cell may run before its notebook counts as hung and fails (FAST cells take seconds;
 # full-profile cells train on real data). Also bounds papermill's final wait for the kernel
 # (nteract/papermill#711). Replies a poll missed are picked up by PatientKernelManager.
-MAX_CELL_TIMEOUT_S = 7 * 24 * 3600  # whole seconds (nbclient's timeouts are integers): a week at most
 # CPU threads of each notebook's kernel (OMP_NUM_THREADS; None: torch's default, one per core). The
 # fast profile's models are tiny: on an idle 2-core CPU a second thread gains ~5%, and on cores that
 # something else is using, two spinning threads per process made training 8x slower than one.
