@@ -145,7 +145,11 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
         ax.minorticks_off()
         if paper_alpha:
             ax.axvspan(
-                min(paper_alpha) * 0.9, max(paper_alpha) * 1.1, color="orange", alpha=0.2, label="paper's alpha\n(its normalisation)"
+                min(paper_alpha) * 0.9,
+                max(paper_alpha) * 1.1,
+                color="orange",
+                alpha=0.2,
+                label="paper's alpha (its normalisation;\nper the project's summary, unverified)",
             )
     if paper_alpha:
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # outside the axes: covers no point
@@ -155,9 +159,9 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
 
 
 @styled
-def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None, x: str = "expert"):
+def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = None, x: str = "expert", source: str = "source not given"):
     """Own-domain vs cross-domain accuracy per expert (or per `x`, e.g. the sub-task whose expert it is),
-    MoE vs MoDE, with the seeds' t interval; dashed lines: paper values."""
+    MoE vs MoDE, with the seeds' t interval; dashed lines: paper values, their `source` in the legend."""
     frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
     grid = sns.catplot(data=frame, x=x, y="accuracy", hue="model", col="kind", kind="bar", errorbar=INTERVAL, height=3.6, aspect=1.2)
     low = round(max(0.0, frame.accuracy.min() - 0.1), 1)
@@ -171,7 +175,8 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
             own.axhline(value, ls=style, color="dimgrey", lw=1, label=f"paper {label}: {value}")
             for (label, value), style in zip(reference.items(), itertools.cycle(["--", ":", "-.", (0, (5, 1, 1, 1))]))
         ]
-        own.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=3, frameon=False)  # below the axes
+        own.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=3, frameon=False,  # below the axes
+                   title=f"the paper's numbers ({source}; the paper's own setting)", title_fontsize=7)  # fmt: skip
     grid.figure.suptitle(title, y=1.03)
     return grid.figure
 
