@@ -170,3 +170,13 @@ def test_the_ceiling_is_decided_on_validation_not_test():
     assert summarise_comparison(table).at_ceiling.item(), "validation at the ceiling: no room, whatever the test set says"
     table["val_accuracy"], table["test_accuracy"] = 0.9, 0.999
     assert not summarise_comparison(table).at_ceiling.item()
+
+
+def test_the_dense_baselines_are_trained_once_at_the_final_budget():
+    from modekit.experiments.compare import compare_moe_mode
+
+    config = mk.TrainConfig(epochs=1, patience=0, progress=False)
+    table = compare_moe_mode([mk.load("wine")], seeds=[0], model_config=mk.ModelConfig(n_experts=2, expert_hidden=8, expert_out=8),
+                             train_config=config, alphas=[0.1], progress=False, doublings=1, baselines=True)  # fmt: skip
+    dense = table[table.model.str.startswith("dense")]
+    assert len(dense) == 2 and set(table.budget_epochs) == {2} and (dense.epochs_run == 2).all()

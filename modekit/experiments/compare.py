@@ -42,9 +42,9 @@ def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ..
 
 
 def _one_seed(
-    data: Dataset, seed: int, seeds: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines
+    data: Dataset, seed: int, seeds: int, model_config, base: TrainConfig, grid, decays, vectorise, baselines, pair: bool = True
 ) -> list[pd.DataFrame]:
-    """Every model of one dataset and seed: MoDE per alpha, MoE per weight decay, dense baselines.
+    """Every model of one dataset and seed: MoDE per alpha and MoE per weight decay (`pair`), dense baselines.
     compile="auto" is decided from the comparison's plan for the dataset (`seeds` seeds x the models
     of each shape), the same in every unit whichever worker runs it."""
     full = model_config_for(data, model_config)
@@ -54,12 +54,13 @@ def _one_seed(
         return base.replace(compile=resolve_compile(config, base, n_train, device, seeds * models))
 
     frames = []
-    shared = planned(full, len(grid) + len(decays))
-    mode = train_population(data, model_config, [shared.replace(alpha=float(a), seed=seed) for a in grid], vectorise, progress=False)
-    frames.append(results_frame(mode, dataset=data.name, domain=data.domain).assign(model="MoDE"))
-    for decay in decays:  # a population may differ only in alpha and seed: one per weight decay
-        moe = train_population(data, model_config, [shared.replace(alpha=0.0, weight_decay=decay, seed=seed)], vectorise, progress=False)
-        frames.append(results_frame(moe, dataset=data.name, domain=data.domain).assign(model="MoE"))
+    if pair:  # MoDE and MoE share one shape: planned together
+        shared = planned(full, len(grid) + len(decays))
+        populations = [("MoDE", grid, shared.weight_decay), *(("MoE", (0.0,), decay) for decay in decays)]  # one per weight decay
+        for model, alphas, decay in populations:
+            configs = [shared.replace(alpha=float(a), weight_decay=decay, seed=seed) for a in alphas]
+            trained = train_population(data, model_config, configs, vectorise, progress=False)
+            frames.append(results_frame(trained, dataset=data.name, domain=data.domain).assign(model=model))
     if baselines:
         dense = {
             "dense (same compute)": full.replace(n_experts=1, top_k=1),
@@ -144,12 +145,13 @@ def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
         data = data.subsample("val", unit.max_val, seed=unit.seed)
     grid, decays = _grids(data.domain, unit.alphas)
     split_seed = data.metadata.get("seed", 0) if isinstance(unit.entry, Dataset) else unit.seed
-    base = unit.base
+    base, plan = unit.base, (data, unit.seed, unit.seeds, unit.model_config)
     for reruns in range(unit.doublings + 1):
-        frames = _one_seed(data, unit.seed, unit.seeds, unit.model_config, base, grid, decays, unit.vectorise, unit.baselines)
+        frames = _one_seed(*plan, base, grid, decays, unit.vectorise, baselines=False)
         if reruns == unit.doublings or not still_improving(pd.concat(frames), base.epochs):
             break
         base = base.replace(epochs=2 * base.epochs)
+    frames += _one_seed(*plan, base, grid, decays, unit.vectorise, unit.baselines, pair=False)  # the baselines once, at the final budget
     return [frame.assign(split_seed=split_seed, budget_epochs=base.epochs, budget_reruns=reruns) for frame in frames]
 
 
