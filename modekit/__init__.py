@@ -8,7 +8,7 @@ contract is the one list, tests/test_layout.py holds this copy to it):
     cli/            the command line: parser (options built from config fields), types (option parsing), commands
     estimator       face: the scikit-learn classifier
     notebook        face: the notebooks' setup (profile, device, seeds)
-    reproduction/   batch reproduction: runner (papermill), report, provenance, notebook_client
+    reproduction/   batch reproduction: runner (papermill), report, provenance, notebook_client, writeup (the citable report)
     experiments/    multi-model experiments: compare (MoE vs MoDE vs dense), judge (verdicts from a table), bench
     ones/           OneS: gathering, distill (the student's KD objective), experiment, speed
     analysis/       probing, stats (effects, intervals, verdicts), plots, claims (the scorecard)

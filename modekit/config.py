@@ -30,7 +30,7 @@ MAX_WORKERS = 4096
 GATHERING_METHODS = ("sum", "avg", "topk", "neurons", "svd")  # modekit.ones.gathering
 TEACHER_EPOCHS = 20  # teacher and dense-baseline epochs of the `ones` command (ours)
 KD_EPOCHS = TEACHER_EPOCHS  # distillation epochs per OneS student (ours)
-CELL_TIMEOUT_S = {"fast": 900, "laptop": 3600, "full": 6 * 3600}  # seconds one notebook cell may run, per profile (ours)
+CELL_TIMEOUT_S = {"fast": 900, "laptop": 2 * 3600, "full": 6 * 3600}  # seconds one notebook cell may run, per profile (ours)
 MAX_CELL_TIMEOUT_S = 7 * 24 * 3600  # whole seconds (nbclient's timeouts are integers): a week at most
 MAX_JOBS = 64  # notebooks at once (reproduce --jobs)
 

@@ -69,8 +69,9 @@ def test_fast_report_has_every_notebook_figure_and_claim(fast_report):
     inconclusive = card[(card.verdict == "inconclusive") & (card.n >= 2)]
     assert inconclusive.detectable.notna().all(), inconclusive.to_string()
     text = report.read_text()
-    assert "## Scorecard" in text and "Verdict rule" in text and text.count("![") == len(list(out.glob("*/*.png")))
-    assert (out / "report.html").read_text().count("<img") == len(list(out.glob("*/*.png")))
+    figures = len(list(out.glob("*/*.png"))) + 1  # and the forest plot of every claim
+    assert "## Scorecard" in text and "Verdict rule" in text and text.count("![") == figures and (out / "forest.png").is_file()
+    assert (out / "report.html").read_text().count("<img") == figures
 
 
 @pytest.mark.slow

@@ -203,3 +203,16 @@ def test_every_paper_number_carries_its_source():
     assert all(c.source in allowed for c in claims.CLAIMS)
     assert {c.id for c in claims.CLAIMS if c.source == claims.ABSTRACT} == {"ones_benefit_kept", "ones_speedup"}
     assert not any("§" in c.paper for c in claims.CLAIMS), "a section number belongs to the source, not to the paper's number"
+
+
+def test_describe_an_every_set_summary_says_its_interval_is_descriptive_and_why_its_verdict():
+    """A mean over sets above the threshold with one set not reproduced reads "inconclusive", and the sentence says why."""
+    from modekit.analysis.claims import describe, judge_claim
+
+    rows = judge_claim("probing_own_gain", {"a": [0.10, 0.12, 0.11, 0.13, 0.09], "b": [0.05, -0.04, 0.08, -0.02, 0.06]})
+    summary = rows[0]
+    assert summary["verdict"] == "inconclusive" and summary["ci_low"] > 0  # the mean over sets alone would have read "reproduced"
+    text = describe(summary)
+    assert "(mean over the sets, descriptive)" in text and "not every set's own interval" in text
+    assert "too wide" not in text
+    assert "mean over the sets" not in describe(rows[1])  # a set's own row is a plain interval

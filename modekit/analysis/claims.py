@@ -114,6 +114,15 @@ MEANING = {
 }
 
 
+EVERY_SET_TEST = "every set must be reproduced"
+EVERY_SET_MEANING = {
+    "reproduced": "every set's own interval lies beyond the threshold in the paper's direction",
+    "contradicted": "on at least one set the interval lies beyond the threshold against the paper (after Holm over the sets)",
+    "equivalent": "every set's interval lies inside the region of practical equivalence",
+    "inconclusive": "not every set's own interval lies beyond the threshold (each set's row says which)",
+}
+
+
 def _shown(value: float, claim: Claim, signed: bool = True) -> str:
     if value != value:
         return "-"
@@ -138,6 +147,9 @@ def describe(row: dict) -> str:
     text += f", p = {row['p']:.3g}" if row["p"] == row["p"] else ""
     no_spread = verdict == "inconclusive" and row["ci_low"] == row["ci_high"]
     meaning = "every run gave the same value: no spread, so no test" if no_spread else MEANING.get(verdict, verdict)
+    if str(row.get("test", "")).startswith(EVERY_SET_TEST):  # the interval shown is the mean over sets; the verdict is per set
+        text = text.replace(f" {interval}", f" {interval} (mean over the sets, descriptive)", 1)
+        meaning = EVERY_SET_MEANING.get(verdict, meaning)
     text += f": **{verdict}**, {meaning}"
     if verdict == "inconclusive" and row.get("detectable") == row.get("detectable") and row.get("detectable") is not None:
         text += f"; it could have detected about {_shown(row['detectable'], claim, False)} {claim.units}"
@@ -160,7 +172,7 @@ def judge_claim(claim_id: str, values, note: str = "", bound: float | None = Non
         rows = [_row(claim, name, evidence, note) for name, evidence in per_set.items()]
         verdict, p = every_set(per_set)
         across = judge_across(values, *args)
-        summary = dataclasses.replace(across, verdict=verdict, p=p, test=f"every set must be reproduced (intersection-union over "
+        summary = dataclasses.replace(across, verdict=verdict, p=p, test=f"{EVERY_SET_TEST} (intersection-union over "
                                       f"{len(per_set)}); effect and interval: {across.test}, descriptive")  # fmt: skip
     else:
         rows, summary = [], judge(values, *args)
@@ -218,3 +230,24 @@ def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
     card.loc[demoted, "verdict"] = "inconclusive"
     card.loc[demoted, "note"] = card.loc[demoted, "note"].astype(str) + "; not reproduced after Holm over the primary claims"
     return card
+
+
+def forest_order(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard's rows with the primary claims first, each followed by its per-set rows."""
+    first = card.claim.map(lambda c: BY_ID[c].family != PRIMARY)
+    return card.assign(order=first).sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+
+
+def forest_table(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard ready for plots.forest: effect, interval, threshold and equivalence region in the
+    claim's units (accuracy points, x), a label per row (per-set rows indented), runs not run left out."""
+    ran = card[card.verdict != "not run"].copy()
+    claim = ran.claim.map(BY_ID)
+    scale = claim.map(lambda c: c.scale)
+    for column in ("effect", "ci_low", "ci_high", "threshold"):
+        ran[column] = ran[column] * scale
+    ran["rope"] = claim.map(lambda c: float("nan") if c.rope is None else c.rope) * scale
+    ran["units"] = claim.map(lambda c: c.units)
+    primary = ran.family.str.startswith("primary").map({True: " (primary)", False: ""})
+    ran["label"] = [f"{c}{p}" if s == "all" else f"    on {s}" for c, s, p in zip(ran.claim, ran.scope, primary)]
+    return forest_order(ran)

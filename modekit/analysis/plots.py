@@ -288,3 +288,38 @@ def paired_gains(gains: pd.DataFrame, title: str):
     ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+VERDICT_COLOURS = {"reproduced": "#2a7f3f", "contradicted": "#b2182b", "equivalent": "#5e60ce", "inconclusive": "#888888",
+                   "dispatch overhead": "#e08214", "not run": "#cccccc"}  # fmt: skip
+
+
+@styled
+def forest(table: pd.DataFrame, title: str):
+    """Every claim's effect and 95% interval (claims.forest_table: in its units, rows in the scorecard's
+    order, per-set rows indented), coloured by verdict, against its threshold (black tick) and its
+    region of practical equivalence (grey band); one panel per unit (accuracy points, speed ratio)."""
+    panels = list(dict.fromkeys(table.units))
+    sizes = [int((table.units == u).sum()) for u in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 0.32 * sum(sizes) + 1.2 * len(panels)), height_ratios=sizes, squeeze=False)
+    for ax, units in zip(axes[:, 0], panels):
+        part = table[table.units == units].reset_index(drop=True)
+        rows = np.arange(len(part))[::-1]
+        for y, row in zip(rows, part.itertuples()):
+            if row.rope == row.rope:
+                ax.fill_betweenx([y - 0.4, y + 0.4], row.threshold - row.rope, row.threshold + row.rope, color="0.88", lw=0)
+            ax.plot([row.threshold] * 2, [y - 0.4, y + 0.4], color="k", lw=1.2)
+            colour = VERDICT_COLOURS.get(row.verdict, "k")
+            ax.plot([row.ci_low, row.ci_high], [y, y], color=colour, lw=2.2)
+            ax.plot(row.effect, y, "o" if row.scope == "all" else "s", color=colour, ms=6 if row.scope == "all" else 4)
+        ax.set_yticks(rows, part.label)
+        named = {"points": "effect, accuracy points", "x": "speedup, x (student / teacher throughput)"}
+        named = named.get(units, f"effect, {units.strip('()')}")
+        ax.set_xlabel(f"{named}; 95% interval")
+        ax.grid(axis="y", visible=False)
+    handles = [plt.Line2D([], [], color=c, lw=2.2, marker="o", label=v) for v, c in VERDICT_COLOURS.items() if v in set(table.verdict)]
+    handles.append(plt.Line2D([], [], color="k", lw=1.2, label="threshold (grey: equivalence region)"))
+    axes[0, 0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=3, frameon=False, fontsize=9)
+    fig.suptitle(title, y=1.0, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -323,6 +323,15 @@ def cmd_judge(args) -> int:
     return 0
 
 
+def cmd_writeup(args) -> int:
+    from modekit.reproduction.writeup import write_up
+
+    if args.out.suffix != ".md":
+        raise UserError(f"--out {args.out}: not allowed: give a Markdown file name ending in .md")
+    print(f"written: {write_up(args.report, args.out)} and its evidence in {args.out.parent / args.out.stem}/")
+    return 0
+
+
 COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
@@ -333,4 +342,5 @@ COMMANDS = {
     "reproduce": cmd_reproduce,
     "notebooks": cmd_notebooks,
     "judge": cmd_judge,
+    "writeup": cmd_writeup,
 }

@@ -1,4 +1,4 @@
-"""Command line: `python -m modekit {train,sweep,compare,ones,judge,bench,data,reproduce,notebooks} ...`.
+"""Command line: `python -m modekit {train,sweep,compare,ones,judge,bench,data,reproduce,writeup,notebooks} ...`.
 
 A user's mistake (a bad option, unknown dataset, impossible value: a `UserError`) exits with code 2
 and one line on stderr naming the argument, the value and what is allowed. Any other exception is
@@ -245,6 +245,13 @@ def _add_judge(commands) -> None:
     judge.add_argument("--json", action="store_true", help="print the rows as JSON on stdout")
 
 
+def _add_writeup(commands) -> None:
+    writeup = commands.add_parser("writeup", help="the citable reproduction report (docs/reproduction.md) from a report folder")
+    writeup.add_argument("report", type=Path, metavar="REPORT", help="a report folder that `modekit reproduce` wrote")
+    writeup.add_argument("--out", type=Path, default=Path("docs/reproduction.md"), metavar="FILE.md",
+                         help="the Markdown to write; its evidence (CSVs, provenance, forest plot) goes into FILE/ beside it")  # fmt: skip
+
+
 def _add_notebooks(commands) -> None:
     notebooks = commands.add_parser("notebooks", help="your own editable copies of the kit's notebooks")
     actions = notebooks.add_subparsers(dest="notebooks_command", required=True, parser_class=_Parser)
@@ -258,7 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="modekit", description="MoE / MoDE / OneS teaching and reproduction kit")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train_and_sweep, _add_data_and_bench, _add_ones, _add_compare, _add_judge, _add_reproduce, _add_notebooks):
+    for add in (
+        _add_train_and_sweep,
+        _add_data_and_bench,
+        _add_ones,
+        _add_compare,
+        _add_judge,
+        _add_reproduce,
+        _add_writeup,
+        _add_notebooks,
+    ):
         add(commands)
     return parser
 

@@ -31,7 +31,7 @@ from modekit.training.population import train_population
 from modekit.training.result import results_frame
 
 
-def _grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def setting_grids(domain: str, alphas: Sequence[float] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(MoDE alphas, MoE weight decays): the MoE grid has as many settings as the alpha grid."""
     grid = tuple(alphas) if alphas is not None else ALPHA_GRID[domain]
     if not grid or any(not a > 0 for a in grid):
@@ -143,7 +143,7 @@ def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
         data = data.subsample_train(unit.max_train, seed=unit.seed)
     if unit.max_val:
         data = data.subsample("val", unit.max_val, seed=unit.seed)
-    grid, decays = _grids(data.domain, unit.alphas)
+    grid, decays = setting_grids(data.domain, unit.alphas)
     split_seed = data.metadata.get("seed", 0) if isinstance(unit.entry, Dataset) else unit.seed
     base, plan = unit.base, (data, unit.seed, unit.seeds, unit.model_config)
     for reruns in range(unit.doublings + 1):

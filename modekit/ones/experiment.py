@@ -127,6 +127,37 @@ def _ones_seed(data: Dataset, seed: int, methods, base: TrainConfig, kd: TrainCo
     return rows
 
 
+def choose_dataset(
+    candidates: Sequence[str],
+    tuning_seeds: Sequence[int],
+    train_config: TrainConfig | None = None,
+    max_train: int | None = None,
+    expert_hidden: int | None = None,
+) -> tuple[str, pd.DataFrame]:
+    """OneS's dataset by a rule fixed in advance: the first of `candidates`, in their order, on which
+    the MoE teacher beats the dense model on every one of `tuning_seeds` (seeds that the experiment
+    does not use again), so that there is a benefit for the student to keep. None qualifies: the last
+    candidate (its row says so). Returns the name and one row per candidate tried and tuning seed."""
+    if not list(candidates) or not list(tuning_seeds):
+        raise UserError(f"candidates={list(candidates)!r}, tuning_seeds={list(tuning_seeds)!r}: give at least one of each")
+    if len(candidates) == 1:  # the rule has nothing to choose
+        return candidates[0], pd.DataFrame(columns=["dataset", "seed", "moe", "dense", "moe_minus_dense"])
+    base = train_config or TrainConfig(epochs=TEACHER_EPOCHS, progress=False)
+    rows = []
+    for name in candidates:
+        for seed in tuning_seeds:
+            data = load(name, seed=seed)
+            data = data.subsample_train(max_train, seed=seed) if max_train else data
+            config = teacher_config(data, expert_hidden)
+            dense = train(data, config.replace(n_experts=1, top_k=1, gate="dense"), base.replace(seed=seed)).test_accuracy
+            moe = train(data, config, base.replace(seed=seed)).test_accuracy
+            rows.append({"dataset": name, "seed": seed, "moe": moe, "dense": dense, "moe_minus_dense": moe - dense})
+        if all(row["moe_minus_dense"] > 0 for row in rows if row["dataset"] == name):
+            break
+    table = pd.DataFrame(rows)
+    return table.dataset.iloc[-1], table
+
+
 def moe_advantage(results: pd.DataFrame) -> Evidence:
     """MoE teacher - dense model test accuracy, paired by seed, with its 95% interval."""
     teacher = results[(results.teacher == "MoE") & (results.student == "teacher")].set_index("seed").test_accuracy

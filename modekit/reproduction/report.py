@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from modekit.analysis.claims import scorecard
+from modekit.analysis import plots
+from modekit.analysis.claims import BY_ID, forest_table, scorecard
 from modekit.analysis.stats import RULE
 from modekit.reproduction.provenance import collect_provenance
 
@@ -35,8 +36,12 @@ def write_report(
     (out / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     card = scorecard(out)
     card.to_csv(out / "scorecard.csv", index=False)
+    if (card.verdict != "not run").any():
+        plots.save(
+            plots.forest(forest_table(card), f"Every claim: effect and 95% interval against its threshold ({profile})"), out, "forest"
+        )
     runs.to_csv(out / "runs.csv", index=False)
-    record = collect_provenance(profile, parameters or {}, runs)
+    record = collect_provenance(profile, parameters or {}, runs) | {"wall_seconds": round(wall, 1)}
     (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     warning = "" if complete else (
         f"**INCOMPLETE: the run was interrupted after {status['completed']} of {len(runs)} notebooks; "
@@ -59,10 +64,11 @@ def _markdown(profile, warning, wall, stored, runs, card, record, figures, table
         "## Notebooks\n",
         runs.to_markdown(index=False),
         "\n## Scorecard\n",
-        f"Verdict rule: {RULE}.\n",
+        f"{UNIT_TEXT} Verdict rule: {RULE}.\n",
+        *(["![every claim](forest.png)\n"] if (out / "forest.png").is_file() else []),
         card.to_markdown(index=False),
         "\n## Provenance\n",
-        "```json\n" + json.dumps(record, indent=1) + "\n```",
+        provenance_table(record).to_markdown(index=False) + "\n\nEverything else: [provenance.json](provenance.json)",
         "\n## Figures\n",
         *[f"### {p.parent.name}/{p.stem}\n\n![{p.stem}]({p.relative_to(out)})\n" for p in figures],
         "\n## Tables\n",
@@ -83,9 +89,10 @@ def _html(profile, warning, wall, stored, runs, card, record, figures, tables, o
         "<h2>Notebooks</h2>",
         runs.to_html(index=False, classes="runs"),
         "<h2>Scorecard</h2>",
-        f"<p>Verdict rule: {html.escape(RULE)}.</p>",
+        f"<p>{html.escape(UNIT_TEXT)} Verdict rule: {html.escape(RULE)}.</p>",
+        "<img src='forest.png' alt='every claim: effect and 95% interval'>" if (out / "forest.png").is_file() else "",
         card.to_html(index=False),
-        "<h2>Provenance</h2><pre>" + html.escape(json.dumps(record, indent=1)) + "</pre>",
+        "<h2>Provenance</h2>" + provenance_table(record).to_html(index=False) + "<p><a href='provenance.json'>provenance.json</a></p>",
         "<h2>Figures</h2>",
         *[f"<h3>{html.escape(p.parent.name)}/{html.escape(p.stem)}</h3><img src='{p.relative_to(out)}'>" for p in figures],
         "<h2>Tables</h2><ul>",
@@ -95,26 +102,45 @@ def _html(profile, warning, wall, stored, runs, card, record, figures, tables, o
     return "\n".join(page)
 
 
-def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
-    """The scorecard as shown: effect [95% CI], p, n and the smallest detectable effect as text."""
+UNIT_TEXT = (
+    "One replicate is a seed: an independent run with its own data split (the speedup: a timing block of one pair of models). "
+    "Effects, intervals, thresholds and detectable effects are in accuracy points unless the claim's unit says otherwise."
+)
 
-    def number(v, digits=3):
-        return "-" if v != v else f"{v:.{digits}g}"
+
+def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard as shown: effect [95% CI] in the claim's units (accuracy points, x) with two decimals, p, n."""
+    scale = card.claim.map(lambda c: BY_ID[c].scale)
+    units = card.claim.map(lambda c: BY_ID[c].units)
+
+    def number(v, signed=True):
+        return "-" if v != v else (f"{v:+.2f}" if signed else f"{v:.2f}")
 
     return pd.DataFrame(
         {
             "claim": card.claim,
             "scope": card.scope,
-            "paper": card.paper,
+            "paper (source)": [f"{p} ({s})" for p, s in zip(card.paper, card.source)],
             "ours: effect [95% CI]": [
-                f"{number(e)} [{number(lo)}, {number(hi)}]" for e, lo, hi in zip(card.effect, card.ci_low, card.ci_high)
+                "-" if e != e else f"{number(e * k)} [{number(lo * k)}, {number(hi * k)}] {u}"
+                for e, lo, hi, k, u in zip(card.effect, card.ci_low, card.ci_high, scale, units)
             ],
-            "threshold": card.threshold,
-            "p": [number(p, 2) for p in card.p],
+            "threshold": [f"{t * k:g}" for t, k in zip(card.threshold, scale)],
+            "p": ["-" if p != p else f"{p:.2g}" for p in card.p],
+            "p (Holm)": ["-" if p != p else f"{p:.2g}" for p in card.get("p_holm", pd.Series(float("nan"), index=card.index))],
             "n": card.n,
-            "unit": card.unit,
             "verdict": card.verdict,
-            "detectable": [number(d) for d in card.detectable],
+            "detectable": [number(d * k, signed=False) for d, k in zip(card.detectable, scale)],
             "note": card.note,
         }
     )
+
+
+def provenance_table(record: dict) -> pd.DataFrame:
+    """The provenance a reader checks first, as a short table (the rest: provenance.json)."""
+    checksums = record.get("data_sha256")
+    files = checksums if isinstance(checksums, str) else f"{len(checksums or {})} files, sha256 in provenance.json"
+    keys = {"modekit": record.get("modekit"), "commit": record.get("git_commit"), "python": record.get("python"),
+            "torch": record.get("packages", {}).get("torch"), "device": record.get("device"), "profile": record.get("profile"),
+            "generated": record.get("generated"), "data files": files}  # fmt: skip
+    return pd.DataFrame({"": list(keys), "value": list(keys.values())})
