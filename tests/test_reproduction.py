@@ -198,3 +198,17 @@ def test_record_appends_and_rejects_unknown(tmp_path):
     assert row["verdict"] == "reproduced" and row["effect"] == pytest.approx(2.5) and row["ci_low"] > 1.0
     with pytest.raises(ValueError, match="claim_id='nope'"):
         record("nope", [1.0])
+
+
+def test_solutions_of_names_each_lessons_solutions_notebook():
+    assert batch.solutions_of(["00_quickstart", "05_reproduction"]) == ["solutions/00_solutions", "solutions/05_solutions"]
+    assert batch.solutions_of(["solutions/00_solutions"]) == []  # a solutions notebook has no solutions of its own
+
+
+@pytest.mark.slow
+def test_reproduce_with_solutions_runs_them_into_the_report(tmp_path):
+    report, runs = batch.reproduce("fast", tmp_path / "r", notebooks=["00_quickstart"], progress=False, with_solutions=True)
+    assert list(runs.notebook) == ["00_quickstart", "solutions/00_solutions"]
+    assert (runs.status == "ok").all(), runs.to_string()
+    assert (tmp_path / "r" / "solutions" / "00_solutions.ipynb").is_file()
+    assert "solutions/00_solutions" in report.read_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -34,6 +35,13 @@ def styled(figure_function):
             return figure_function(*args, **kwargs)
 
     return draw
+
+
+def suptitle(fig, title: str, y: float = 0.98, **kwargs) -> None:
+    """The figure's title, wrapped to the figure's width so that it stays inside the image; each
+    line past the first raises it by a line's height (about 0.22 inch), clear of the axes' titles."""
+    wrapped = textwrap.fill(title, width=int(15 * fig.get_figwidth()))
+    fig.suptitle(wrapped, y=y + 0.22 * wrapped.count("\n") / fig.get_figheight(), **kwargs)
 
 
 def save(fig, out_dir, name: str):
@@ -71,7 +79,7 @@ def learning_curves(history: pd.DataFrame, title: str = "Learning curves"):
         sns.lineplot(data=part, x="epoch", y=column, hue="split", style=style, ax=ax, legend=ax is axes[-1])
         ax.set(ylabel=label)
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # outside the axes: covers no curve
-    fig.suptitle(title)
+    suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -91,7 +99,7 @@ def gate_histograms(weights_by_model: dict[str, np.ndarray], title: str):
         ax.set(title=label, xlim=(0, 1))
         if last:  # one legend, outside the axes: it covers no bar
             sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.suptitle(title)
+    suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -109,22 +117,27 @@ def gradient_reach(reach: pd.DataFrame, title: str):
         data=frame, x="expert of", y="share", hue="model", col="gradient", kind="bar", errorbar=INTERVAL, height=3.4, aspect=1.1
     )
     grid.set_axis_labels("", "share of the expert's gradient\nfrom the other sub-task")
-    grid.figure.suptitle(title, y=1.04)
+    suptitle(grid.figure, title, y=1.04)
     sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.9), frameon=False)
     return grid.figure
 
 
 @styled
 def decision_regions(grids: dict[str, tuple], X: np.ndarray, y: np.ndarray, title: str):
-    """Per model: predicted class-1 probability (colour) and which expert dominates (contours)."""
-    fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids), 4.2), squeeze=False)
+    """Per model: predicted class-1 probability (colour, with its bar) and which expert dominates
+    (black contours), over the standardised inputs (the loaders standardise every feature)."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(5 * len(grids) + 1, 4.4), squeeze=False)
     for ax, (label, (xs, ys, probability, expert)) in zip(axes[0], grids.items()):
-        ax.contourf(xs, ys, probability, levels=20, cmap="RdBu_r", alpha=0.65)
+        filled = ax.contourf(xs, ys, probability, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.65)
         ax.contour(xs, ys, expert, levels=np.arange(expert.max() + 1) + 0.5, colors="k", linewidths=1.5)
         ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu_r", s=6, edgecolors="none", alpha=0.7)
-        ax.set(title=f"{label} (black lines: expert borders)", xlabel="x0 (routing cue)", ylabel="x1 (rule feature)")
-    fig.suptitle(title)
-    fig.tight_layout()
+        ax.set(
+            title=f"{label}\n(black lines: expert borders)",
+            xlabel="x0, routing cue (standardised)",
+            ylabel="x1, rule feature (standardised)",
+        )
+    fig.colorbar(filled, ax=axes[0].tolist(), label="predicted probability of class 1", ticks=[0, 0.25, 0.5, 0.75, 1])
+    suptitle(fig, title, y=1.02)
     return fig
 
 
@@ -153,7 +166,7 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
             )
     if paper_alpha:
         axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # outside the axes: covers no point
-    fig.suptitle(title)
+    suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -177,7 +190,7 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
         ]
         own.legend(handles=lines, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=3, frameon=False,  # below the axes
                    title=f"the paper's numbers ({source}; the paper's own setting)", title_fontsize=7)  # fmt: skip
-    grid.figure.suptitle(title, y=1.03)
+    suptitle(grid.figure, title, y=1.03)
     return grid.figure
 
 
@@ -187,7 +200,7 @@ def feature_importance(importance: pd.DataFrame, title: str):
         data=importance, x="feature", y="importance", hue="expert", col="model", kind="bar", errorbar=None, height=3.4, aspect=1.4
     )
     grid.set_axis_labels("feature", "accuracy drop when shuffled")
-    grid.figure.suptitle(title, y=1.03)
+    suptitle(grid.figure, title, y=1.03)
     return grid.figure
 
 
@@ -217,7 +230,7 @@ def spectra(spectra_table: pd.DataFrame, title: str, default_k: dict | None = No
     if axes[0, 0].get_legend():
         axes[0, 0].get_legend().remove()
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.92), frameon=False, title="expert / K")  # outside the axes
-    fig.suptitle(title)
+    suptitle(fig, title)
     fig.tight_layout()
     return fig
 
@@ -320,6 +333,6 @@ def forest(table: pd.DataFrame, title: str):
     handles = [plt.Line2D([], [], color=c, lw=2.2, marker="o", label=v) for v, c in VERDICT_COLOURS.items() if v in set(table.verdict)]
     handles.append(plt.Line2D([], [], color="k", lw=1.2, label="threshold (grey: equivalence region)"))
     axes[0, 0].legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=3, frameon=False, fontsize=9)
-    fig.suptitle(title, y=1.0, fontsize=11)
+    suptitle(fig, title, y=1.0, fontsize=11)
     fig.tight_layout()
     return fig

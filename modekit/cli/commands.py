@@ -228,9 +228,8 @@ def cmd_reproduce(args) -> int:
     notebooks = _list_of("--only", args.only, NOTEBOOKS, "a notebook") if args.only is not None else None
     out = args.out or default_out()
     try:
-        report, runs = reproduce(
-            args.profile, out, args.force, notebooks, progress=True, cell_timeout=args.cell_timeout, threads=args.threads, jobs=args.jobs
-        )
+        options = {"cell_timeout": args.cell_timeout, "threads": args.threads, "jobs": args.jobs, "with_solutions": args.with_solutions}
+        report, runs = reproduce(args.profile, out, args.force, notebooks, progress=True, **options)
     except KeyboardInterrupt as interrupt:
         status = json.loads((out / STATUS_FILE).read_text()) if (out / STATUS_FILE).is_file() else {}
         kept = status.get("results", {}).get("stored", 0)

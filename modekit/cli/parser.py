@@ -226,9 +226,10 @@ def _add_reproduce(commands) -> None:
     group.add_argument("--cell-timeout", type=integer("cell_timeout", 1, MAX_CELL_TIMEOUT_S), metavar="SECONDS",
                        help=f"seconds one cell may run before its notebook counts as hung (none given: {timeouts})")  # fmt: skip
     group.add_argument("--threads", type=integer("threads", 1, 1024), metavar="N",
-                       help="CPU threads per notebook kernel (none given: 1 fast, torch's default otherwise)")  # fmt: skip
+                       help="CPU threads per notebook kernel (none given: 1 fast and laptop, torch's default full)")  # fmt: skip
     group.add_argument("--jobs", type=integer("jobs", 1, MAX_JOBS), default=1, metavar="N",
                        help="notebooks run at once, each with its own kernel (a failing or hung one fails alone)")  # fmt: skip
+    group.add_argument("--with-solutions", action="store_true", help="also run each notebook's solutions into the report (their checks)")
 
 
 JUDGE_FILE_HELP = (

@@ -126,6 +126,12 @@ def run_notebooks(
     return pd.DataFrame(rows)
 
 
+def solutions_of(notebooks: list[str]) -> list[str]:
+    """The solutions notebooks of `notebooks` that exist, as names under NOTEBOOK_DIR ("solutions/01_solutions")."""
+    names = [f"solutions/{name.split('_')[0]}_solutions" for name in notebooks if not name.startswith("solutions/")]
+    return [name for name in names if (NOTEBOOK_DIR / f"{name}.ipynb").is_file()]
+
+
 def check_jobs(jobs) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
         raise UserError(f"jobs={jobs!r} is not allowed: the number of notebooks run at once, an integer from 1 to {MAX_JOBS}")
@@ -140,13 +146,14 @@ def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook
 
     notebook_dir = notebook_dir or NOTEBOOK_DIR
     start, status, error = time.perf_counter(), "ok", ""
+    (out / name).parent.mkdir(parents=True, exist_ok=True)  # "solutions/01_solutions" runs in its own folder
     try:
         papermill.execute_notebook(
             str(notebook_dir / f"{name}.ipynb"),
             str(out / f"{name}.ipynb"),
             parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve())},
             kernel_name="python3",
-            cwd=str(notebook_dir),
+            cwd=str((notebook_dir / name).parent),
             progress_bar=False,
             log_output=False,
             execution_timeout=cell_timeout,
@@ -263,14 +270,19 @@ def reproduce(
     cell_timeout: float | None = None,
     threads: int | None = None,
     jobs: int = 1,
+    with_solutions: bool = False,
 ) -> tuple[Path, pd.DataFrame]:
     # validated once, before prepare_out may replace a report
     """Run the notebooks into `out` and write the report; returns (report.md, runs table).
+    `with_solutions`: each notebook's solutions notebook (notebooks/solutions/) runs after the lessons,
+    into out/solutions/, and its row joins the report's table (a failing solution check fails the run).
 
     A rerun with the same `out` resumes: the library in the kernels reuses the results an earlier
     run stored in out/results.sqlite. On Ctrl-C / SIGTERM a partial report, marked incomplete in its
     page and in status.json, is written before the interrupt goes on (its `runs` attribute: the table)."""
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
+    if with_solutions:
+        notebooks += solutions_of(notebooks)
     check_jobs(jobs)
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
