@@ -56,6 +56,7 @@ def test_write_up_renders_every_number_from_the_evidence_it_exported(report, tmp
     tabular = card[(card.claim == "mode_beats_moe_tabular") & (card.scope == "all")].iloc[0]
     assert f"{100 * tabular.effect:+.2f} [{100 * tabular.ci_low:+.2f}, {100 * tabular.ci_high:+.2f}] points" in text
     assert "1300 s on" in text and "2 notebook(s) at a time" in text and "05_reproduction 1234 s" in text
+    assert "## The plan, fixed before the run" in text and "| fashion_mnist, mnist" in text  # the plan the run recorded
     # a number changed in the evidence changes the page: nothing on it is typed
     card.loc[card.claim == "mode_beats_moe_tabular", "effect"] = 0.5
     card.to_csv(evidence / "scorecard.csv", index=False)

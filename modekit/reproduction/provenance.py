@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import platform
 import subprocess
 from pathlib import Path
@@ -64,6 +65,7 @@ def collect_provenance(profile: str, parameters: dict, runs) -> dict:
         "packages": package_versions(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.machine()})",
         "profile": profile,
+        "plan": json.loads(json.dumps(PROFILES[profile])),  # what the profile ran, fixed before the run (tuples as lists)
         "parameters": parameters,
         "data_sha256": data_checksums(profile) or "embedded data only (generated from seeds; no files)",
         "notebook_seconds": dict(zip(runs.notebook, runs.seconds)),

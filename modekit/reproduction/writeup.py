@@ -133,7 +133,7 @@ def render(evidence: Path, link: str = "") -> str:
     evidence = Path(evidence)
     files = {name: pd.read_csv(evidence / f"{name}.csv") for name in ("scorecard", "runs", "compute", "full_cost")}
     record = json.loads((evidence / "provenance.json").read_text())
-    parts = [*_answer(files["scorecard"], record, link), *_settings(), *_cost(files, record), *_rerun(record, link)]
+    parts = [*_answer(files["scorecard"], record, link), *_settings(), *_plan(record), *_cost(files, record), *_rerun(record, link)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -161,6 +161,27 @@ def _answer(card: pd.DataFrame, record: dict, link: str) -> list[str]:
 def _settings() -> list[str]:
     rows = "\n".join(f"| {c.id} | {c.measured} | {c.deviation or claims.DEVIATION_DATA} |" for c in claims.CLAIMS)
     return ["## The papers' settings beside ours", "| claim | what we measure | deviations from the paper |\n|---|---|---|\n" + rows]
+
+
+def _plan(record: dict) -> list[str]:
+    """The plan the run followed (recorded in its provenance), per domain, and why its caps remain."""
+    plan = record.get("plan")
+    if not plan:
+        return []
+    rows = []
+    for domain, names in plan["datasets"].items():
+        rows.append({"domain": domain, "datasets": ", ".join(names), "training cap": plan.get("max_train", {}).get(domain, "none"),
+                     "validation cap": plan.get("max_val", {}).get(domain, "none"), "epochs": plan["epochs"][domain],
+                     "alphas": ", ".join(f"{a:g}" for a in plan.get("alphas", {}).get(domain, [])) or "the default grid",
+                     "seeds": plan.get("seeds", {}).get(domain, 5)})  # fmt: skip
+    doublings = plan.get("budget_doublings", 0)
+    rules = f"Budget rule: a dataset-seed still improving at its last epoch is rerun with twice the epochs, at most {doublings} time(s)."
+    ones = plan.get("ones", {})
+    if ones:
+        rules += (f" OneS's dataset: the first of {', '.join(ones['candidates'])} where the MoE beats the dense model on every one of "
+                  f"the tuning seeds {', '.join(map(str, ones['tuning_seeds']))} (never used again).")  # fmt: skip
+    capped = f" Caps that remain, and why: {plan['why_capped']}." if plan.get("why_capped") else ""
+    return ["## The plan, fixed before the run", pd.DataFrame(rows).to_markdown(index=False), rules + capped]
 
 
 def _cost(files: dict, record: dict) -> list[str]:
