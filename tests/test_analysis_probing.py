@@ -335,3 +335,48 @@ def test_gradient_share_by_group_sums_to_one_per_expert_and_names_its_columns():
     np.testing.assert_allclose(table.groupby("expert").share.sum(), [1.0, 1.0])
     strength = np.linalg.norm(gradients[1], axis=-1)
     assert table[(table.expert == 1) & (table.group == 1)].share.item() == pytest.approx(strength[2:5].sum() / strength.sum())
+
+
+def test_expert_probing_uses_a_given_domain_and_first_moe_names_a_model_without_one():
+    """An explicit domain (e.g. the known sub-tasks) replaces the gate's DS; a OneS student has no MoE layer."""
+    model = routed_by_sign_model()
+    X = torch.stack([torch.linspace(-1, 1, 10), torch.linspace(-1, 1, 10), torch.zeros(10)], 1)
+    y = torch.tensor([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    domain = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # not the gate's DS (the sign of x0 splits 5 / 5)
+    table = probing.expert_probing(model, X, y, domain=domain).set_index(["expert", "domain"]).sort_index()
+    assert list(table["samples"]) == [4, 6, 4, 6]
+    # expert 0 always says 1: 4/4 on domain 0, 1/6 on domain 1; expert 1 always says 0: 0/4, 5/6
+    np.testing.assert_allclose(table["accuracy"].to_numpy(), [1.0, 1 / 6, 0.0, 5 / 6], rtol=1e-6)
+    from modekit.ones.gathering import make_student
+
+    student = make_student(model, "sum")
+    with pytest.raises(ValueError, match=rf"^model {type(student).__name__} has no MoE layer to probe \(a OneS student has none\)$"):
+        probing.first_moe(student)
+
+
+def test_expert_output_gradients_of_a_single_expert_have_no_distillation_part():
+    """One expert: no pair, no L_KD; its distillation gradient is zero, its task gradient g dL/dh = dL/dh."""
+    model = mk.build_model(mk.ModelConfig(n_features=3, n_classes=2, n_experts=1, expert_hidden=4, expert_out=2), seed=0)
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.randn(6, 3, generator=generator), torch.randint(0, 2, (6,), generator=generator)
+    grads = probing.expert_output_gradients(model, X, y)
+    assert grads["distillation"].shape == grads["outputs"].shape == (1, 6, 2)
+    assert not grads["distillation"].any()
+    np.testing.assert_allclose(grads["task"][0], grads["mixed"], rtol=1e-5)
+
+
+def test_other_view_share_uses_only_the_matched_expert():
+    importance = pd.DataFrame(
+        {
+            "expert": [0, 0, 1, 1],
+            "feature": ["A0", "B0", "A0", "B0"],
+            "importance": [0.4, 0.0, 0.1, 0.3],
+        }
+    )
+    # sub-task A -> expert 0 (A0 only: share 0); sub-task B -> expert 1 (B0 own 0.3, A0 other 0.1: share 0.25)
+    assert probing.other_view_share(importance, np.array([0, 1])) == pytest.approx([0.0, 0.25])
+
+
+def test_subtask_domains_accept_float_subtask_labels():
+    weights = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+    np.testing.assert_array_equal(probing.subtask_domains(weights, np.array([1.0, 1.0, 0.0, 0.0])), [0, 0, 1, 1])

@@ -1,6 +1,7 @@
 """Tests of modekit.analysis.stats."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -342,3 +343,61 @@ def test_identical_values_whose_mean_rounds_are_still_no_spread():
     assert stats.judge_across({"a": [0.1] * 3, "b": [0.2] * 2}).verdict == "inconclusive"
     ratio, low, high = stats.fieller_ratio([0.3] * 3, [0.7] * 3)
     assert low == pytest.approx(ratio) == pytest.approx(high), "identical pairs: a point, not an unbounded set"
+
+
+def test_t_interval_of_two_values_is_finite():
+    """Two values are enough for a t interval (n - 1 = 1 degree of freedom): mean +- t_{0.975,1} s / sqrt(2)."""
+    low, high = stats.t_interval([1.0, 2.0])
+    half = scipy_stats.t.ppf(0.975, 1) * np.std([1.0, 2.0], ddof=1) / math.sqrt(2)
+    assert (low, high) == pytest.approx((1.5 - half, 1.5 + half))
+
+
+def test_judge_names_its_test_and_is_quiet_without_values():
+    """Evidence names the test behind it: the n < 2 case, the t interval and the no-spread case
+    (which keeps n and has no detectable effect); no values at all gives NaN without a warning."""
+    assert stats.judge([0.2]).test == "t interval (n < 2)"
+    assert stats.judge([0.1, 0.2, 0.4]).test == "one-sample t interval over runs"
+    flat = stats.judge([0.3, 0.3, 0.3])
+    assert flat.test == "one-sample t interval over runs (no spread: no test)"
+    assert flat.n == 3 and math.isnan(flat.detectable) and math.isnan(flat.p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = stats.judge([])
+        across = stats.judge_across({"a": [], "b": []})
+    assert (empty.verdict, empty.n) == ("inconclusive", 0) and math.isnan(empty.effect)
+    assert across.verdict == "inconclusive" and math.isnan(across.effect)
+
+
+def test_judge_across_names_the_dataset_with_too_few_runs():
+    short = stats.judge_across({"a": [1.0, 2.0, 3.0], "b": [2.0]})
+    assert short.test == "stratified t interval over 2 datasets (Welch-Satterthwaite df): a dataset has n < 2"
+    flat = stats.judge_across({"a": [1.0, 1.0], "b": [2.0, 2.0]})
+    assert flat.test == "stratified t interval over 2 datasets (Welch-Satterthwaite df) (no spread: no test)"
+    assert flat.n == 4 and math.isnan(flat.detectable)
+
+
+def test_holm_takes_integer_p_values_as_floats():
+    """p-values of exactly 0 and 1 given as integers: adjusted as floats, no cast warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        adjusted = stats.holm([1, 0])
+    assert adjusted.dtype == float
+    np.testing.assert_array_equal(adjusted, [1.0, 0.0])
+
+
+def test_a_spread_that_underflows_is_no_spread():
+    """Values that differ by 1e-200 have a variance that underflows to 0: no standard error, so the
+    no-spread evidence (a point interval at the mean, no p), not a division by zero."""
+    tiny = stats.judge([0.0, 0.0, 1e-200])
+    assert (tiny.verdict, tiny.n, tiny.test) == ("inconclusive", 3, "one-sample t interval over runs (no spread: no test)")
+    assert tiny.effect == tiny.ci_low == tiny.ci_high == pytest.approx(1e-200 / 3, rel=1e-12)
+    assert math.isnan(tiny.p) and math.isnan(tiny.detectable)
+    flat = stats.judge_across({"a": [1.0, 1.0], "b": [2.0, 2.0, 2.0]})
+    assert (flat.effect, flat.ci_low, flat.ci_high, flat.n) == (1.5, 1.5, 1.5, 5)
+
+
+def test_fieller_of_identical_small_pairs_is_a_point_interval():
+    """Identical pairs with small means (0.001 / 0.007): the discriminant is 0 up to rounding at
+    any scale, so the interval is the point 1/7, not (-inf, inf)."""
+    ratio, low, high = stats.fieller_ratio([0.001] * 3, [0.007] * 3)
+    assert ratio == low == high == pytest.approx(1 / 7)

@@ -59,3 +59,27 @@ def test_layer_mask_reaches_the_balance_loss_and_the_distillation_term():
     torch.testing.assert_close(padded.distillation_loss, kept.distillation_loss)
     assert abs(unmasked.balance_loss.item() - kept.balance_loss.item()) > 1e-4
     assert abs(unmasked.distillation_loss.item() - kept.distillation_loss.item()) > 1e-4
+
+
+def test_sum_normalised_alpha_accepts_the_smallest_layer():
+    """Two experts and one output dimension are enough: alpha_sum = 2 alpha / (p E (E - 1)) = alpha."""
+    from modekit.functional import sum_normalised_alpha
+
+    assert sum_normalised_alpha(0.3, 2, 1) == pytest.approx(0.3)
+    assert sum_normalised_alpha(0.3, 3, 2) == pytest.approx(2 * 0.3 / (2 * 3 * 2))
+    with pytest.raises(ValueError, match=r"n_experts=1, out_dim=1"):
+        sum_normalised_alpha(0.3, 1, 1)
+    with pytest.raises(ValueError, match=r"n_experts=2, out_dim=0"):
+        sum_normalised_alpha(0.3, 2, 0)
+
+
+def test_soft_target_loss_softmaxes_over_the_class_axis():
+    """Logits (batch, tokens, classes): the KL is over the last axis, summed and divided by the batch."""
+    from modekit.functional import soft_target_loss
+
+    g = torch.Generator().manual_seed(0)
+    student, teacher, t = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g), 2.0
+    p, log_q = torch.softmax(teacher / t, -1), torch.log_softmax(student / t, -1)
+    # T^2 * sum_{b, tok} sum_c p log(p / q) / B
+    expected = t * t * (p * (torch.log(p) - log_q)).sum() / 2
+    torch.testing.assert_close(soft_target_loss(student, teacher, t), expected)

@@ -267,3 +267,42 @@ def test_expert_init_is_uniform_within_one_over_sqrt_fan_in():
         bound = 1 / math.sqrt(fan_in)
         assert weight.abs().max() <= bound and bias.abs().max() <= bound
         assert weight.abs().max() > 0.95 * bound  # hundreds of draws reach close to the bound
+
+
+def test_noisy_gate_adds_softplus_scaled_gaussian_noise_in_training():
+    """H(x) = x W_g + N(0, 1) * softplus(x W_noise), recomputed from the same random draws; the noise
+    projection has no bias (Shazeer et al. 2017)."""
+    gate = NoisyTopKGate(3, 4, 2).train()
+    assert gate.noise_proj.bias is None and gate.proj.bias is None
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        gate.proj.weight.normal_(generator=g)
+        gate.noise_proj.weight.normal_(generator=g)
+    x = torch.randn(5, 3, generator=g)
+    torch.manual_seed(7)
+    out = gate(x)
+    torch.manual_seed(7)
+    noise = torch.randn(5, 4)
+    with torch.no_grad():
+        logits = x @ gate.proj.weight.T + noise * F.softplus(x @ gate.noise_proj.weight.T)
+    top_values, top_index = logits.topk(2, dim=-1)
+    want = torch.zeros(5, 4).scatter(-1, top_index, torch.softmax(top_values, -1))
+    torch.testing.assert_close(out.weights.detach(), want)
+
+
+def test_unknown_gate_and_distill_among_are_refused_by_name():
+    from modekit.nn.gates import make_gate
+
+    with pytest.raises(ValueError, match=r"^gate='bogus' is not allowed: gate must be one of "):
+        make_gate("bogus", 3, 2, 1)
+    with pytest.raises(ValueError, match=r"^distill_among='bogus' is not allowed: distill_among must be one of "):
+        MoELayer(4, 8, 3, n_experts=2, distill_among="bogus")
+
+
+def test_expert_biases_are_uniform_in_plus_minus_one_over_sqrt_fan_in():
+    torch.manual_seed(0)
+    stack = ExpertStack(4, 16, 9, 50)  # 4 experts, 16 -> 9 -> 50
+    for bias, fan_in in ((stack.b1, 16), (stack.b2, 9)):
+        bound = 1 / math.sqrt(fan_in)
+        assert bias.min() >= -bound and bias.max() <= bound
+        assert bias.min() < -bound / 2 and bias.max() > bound / 2, "spread over the whole interval"

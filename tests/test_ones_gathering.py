@@ -206,3 +206,82 @@ def test_summed_block_error_parts_are_relative_to_the_experts_sum():
     block = torch.relu(z.sum(0)) @ w2.double().sum(0) + b2.double().sum(0)
     assert parts["total"] == pytest.approx(float((block - experts).norm() / experts.norm()))
     assert summed_block_error(w1[:1], b1[:1], w2[:1], b2[:1], x) == pytest.approx({"total": 0, "non_linearity": 0, "cross_terms": 0})
+
+
+def test_model_without_experts_is_refused_by_name():
+    """gather_experts, permute_hidden_units and moe_layer_input name the model type that has no MoE layer."""
+    from modekit.errors import UserError
+    from modekit.ones.gathering import moe_layer_input, permute_hidden_units
+
+    student = make_student(small_teacher(), "sum")
+    name = type(student).__name__
+    for call, what in ((gather_experts, "gather"), (permute_hidden_units, "permute")):
+        with pytest.raises(UserError, match=rf"^model {name} has no MoE layers: there are no experts to {what}$"):
+            call(student)
+    with pytest.raises(UserError, match=rf"^model {name} has no MoE layers: there are no experts to read$"):
+        moe_layer_input(student, torch.zeros(2, 4))
+
+
+def test_gather_experts_and_k_limit_name_their_choices():
+    """An unknown method is refused naming the `method` argument; k_limit says what K counts."""
+    with pytest.raises(ValueError, match=r"^method='bogus' is not allowed: method must be one of "):
+        gather_experts(small_teacher(), "bogus")
+    weights = torch.zeros(2, 3, 8)
+    assert k_limit(weights, "neurons") == (4, "hidden units per expert, h / E")
+    with pytest.raises(
+        ValueError,
+        match=r"^method='neurons' is not allowed for one matrix: it keeps each hidden unit's W1 column and W2 row "
+        r"together; use gather_neurons\(w1, b1, w2, b2, k\) or gather_experts\(model, 'neurons'\)$",
+    ):
+        gather_matrices(weights, "neurons")
+
+
+def test_merge_biases_sums_by_default():
+    from modekit.ones.gathering import merge_biases
+
+    biases = torch.tensor([[1.0, 2.0], [3.0, 5.0]])
+    torch.testing.assert_close(merge_biases(biases, "svd"), torch.tensor([4.0, 7.0]))
+    torch.testing.assert_close(merge_biases(biases, "svd", "mean"), torch.tensor([2.0, 3.5]))
+
+
+def test_permute_hidden_units_defaults_refuses_bool_and_never_keeps_the_order():
+    """Defaults expert 0, seed 0; expert=True is not an index; with two hidden units half the seeds
+    draw the identity permutation, which is replaced so that the units always move."""
+    from modekit.errors import UserError
+    from modekit.nn import moe_layers
+    from modekit.ones.gathering import permutation_effect, permute_hidden_units
+
+    teacher = _teacher()
+    default, explicit = permute_hidden_units(teacher), permute_hidden_units(teacher, 0, 0)
+    for name, value in moe_layers(default)[0][1].experts.state_dict().items():
+        assert torch.equal(value, moe_layers(explicit)[0][1].experts.state_dict()[name]), name
+    with pytest.raises(UserError, match=r"^expert=True is not allowed"):
+        permute_hidden_units(teacher, True)
+    two = small_teacher(expert_hidden=2)
+    w1 = two.moe.experts.w1.detach()
+    for seed in range(6):
+        moved = permute_hidden_units(two, 0, seed).moe.experts.w1.detach()
+        torch.testing.assert_close(moved[0], w1[0].flip(-1))  # the only other order of two units
+        assert torch.equal(moved[1], w1[1])
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+    table = permutation_effect(teacher, x, methods=("sum",))
+    again = permutation_effect(teacher, x, methods=("sum",), expert=0, seed=0)
+    assert table.equals(again)
+    assert not table.equals(permutation_effect(teacher, x, methods=("sum",), expert=0, seed=1)), "the seed matters"
+
+
+def test_permutation_effect_teacher_change_is_relative_to_the_teachers_logits():
+    """16 hidden units: reordering them changes the sum's rounding, so the teacher's change is tiny
+    but not zero; it is ||permuted(x) - teacher(x)|| / ||teacher(x)||, recomputed here."""
+    from modekit.ones.gathering import permutation_effect, permute_hidden_units
+
+    torch.manual_seed(0)
+    config = mk.ModelConfig(n_features=5, n_classes=3, n_experts=3, expert_hidden=16, expert_out=4, gate="topk", top_k=2)
+    teacher = mk.build_model(config, seed=0)
+    x = torch.randn(16, 5, generator=torch.Generator().manual_seed(1))
+    change = permutation_effect(teacher, x, methods=("sum",), expert=1, seed=2).teacher_change.iloc[0]
+    permuted = permute_hidden_units(teacher, 1, 2)
+    with torch.no_grad():
+        logits, moved = teacher.eval()(x).logits, permuted.eval()(x).logits
+    assert 0 < change < 1e-5 and logits.norm() > 2
+    assert change == pytest.approx(float((moved - logits).norm() / logits.norm()), rel=1e-3)

@@ -148,3 +148,19 @@ def test_results_frame_and_summary(subtasks):
     summary = summarise(table)
     assert list(summary["count"]) == [2, 2]
     assert all(0 <= m <= 1 and not math.isnan(m) for m in summary["mean"])
+
+
+def test_step_metrics_are_batch_sums_and_mode_loss_adds_the_balance_term():
+    """step_metrics: (task * b, auxiliary * b, correct); mode_loss: task + alpha L_KD + coef L_balance."""
+    from types import SimpleNamespace
+
+    from modekit.training.objectives import StepLoss, mode_loss, step_metrics
+
+    logits, targets = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]]), torch.tensor([0, 0, 0])
+    metrics = step_metrics(StepLoss(torch.tensor(0.0), torch.tensor(0.5), torch.tensor(0.25), logits), targets)
+    torch.testing.assert_close(metrics, torch.tensor([1.5, 0.75, 2.0]))
+    output = SimpleNamespace(logits=logits, distillation_loss=torch.tensor(0.4), balance_loss=torch.tensor(2.0))
+    loss = mode_loss(output, targets, 0.5, 0.1)
+    task = F.cross_entropy(logits, targets)
+    torch.testing.assert_close(loss.total, task + 0.5 * 0.4 + 0.1 * 2.0)
+    torch.testing.assert_close(loss.auxiliary, torch.tensor(0.4))
