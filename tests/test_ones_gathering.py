@@ -285,3 +285,12 @@ def test_permutation_effect_teacher_change_is_relative_to_the_teachers_logits():
         logits, moved = teacher.eval()(x).logits, permuted.eval()(x).logits
     assert 0 < change < 1e-5 and logits.norm() > 2
     assert change == pytest.approx(float((moved - logits).norm() / logits.norm()), rel=1e-3)
+
+
+def test_merge_biases_refuses_an_unknown_merge_by_name():
+    """Any merge other than "mean" used to sum silently."""
+    from modekit.errors import UserError
+    from modekit.ones.gathering import merge_biases
+
+    with pytest.raises(UserError, match="merge='average'"):
+        merge_biases(torch.ones(4, 3), "svd", merge="average")

@@ -84,6 +84,7 @@ def gather_matrices(weights: torch.Tensor, method: str = "svd", k: int | None = 
 
 def merge_biases(biases: torch.Tensor, method: str, merge: str = "sum") -> torch.Tensor:
     """Biases (E, b) merged as their weights are: averaged for avg (and svd with merge="mean"), else summed."""
+    check_choice("merge", merge, MERGES)
     biases = biases.detach().float()
     # b = (1/E) sum_i b_i  or  b = sum_i b_i, matching W
     return biases.mean(0) if method == "avg" or (method == "svd" and merge == "mean") else biases.sum(0)
