@@ -97,6 +97,13 @@ def test_forest_table_is_in_claim_units_with_the_primary_claims_first(report):
     assert "![every claim](forest.png)" in (report / "report.md").read_text()
 
 
+def test_the_columns_reproduce_prints_are_the_scorecard_tables(report):
+    from modekit.reproduction.report import TERMINAL_COLUMNS, scorecard_table
+
+    shown = scorecard_table(pd.read_csv(report / "scorecard.csv"))
+    assert set(TERMINAL_COLUMNS) <= set(shown.columns)  # a renamed column crashed the CLI after a whole laptop run
+
+
 def test_report_shows_effects_in_points_and_provenance_as_a_table(report):
     text = (report / "report.md").read_text()
     assert re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] points", text)

@@ -222,7 +222,7 @@ def cmd_ones(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from modekit.reproduction.report import STATUS_FILE, scorecard_table
+    from modekit.reproduction.report import STATUS_FILE, TERMINAL_COLUMNS, scorecard_table
     from modekit.reproduction.runner import NOTEBOOKS, default_out, reproduce
 
     notebooks = _list_of("--only", args.only, NOTEBOOKS, "a notebook") if args.only is not None else None
@@ -244,7 +244,7 @@ def cmd_reproduce(args) -> int:
     card = scorecard(report.parent)
     print("\nscorecard:")
     shown = scorecard_table(card)
-    print(shown[["claim", "scope", "paper", "ours: effect [95% CI]", "p", "n", "verdict"]].to_string(index=False))
+    print(shown[TERMINAL_COLUMNS].to_string(index=False))
     print(f"\nreport: {report} (and report.html beside it)")
     failed = runs[runs.status != "ok"]
     if len(failed):

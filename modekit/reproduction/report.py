@@ -108,6 +108,9 @@ UNIT_TEXT = (
 )
 
 
+TERMINAL_COLUMNS = ["claim", "scope", "paper (source)", "ours: effect [95% CI]", "p", "n", "verdict"]  # what `reproduce` prints
+
+
 def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
     """The scorecard as shown: effect [95% CI] in the claim's units (accuracy points, x) with two decimals, p, n."""
     scale = card.claim.map(lambda c: BY_ID[c].scale)
