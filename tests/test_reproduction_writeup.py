@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from modekit.analysis import claims, plots
+from modekit.analysis.stats import VERDICTS
 from modekit.errors import UserError
+from modekit.profiles import DOMAINS, PROFILES
 from modekit.reproduction import writeup
 from modekit.reproduction.report import write_report
 
@@ -108,3 +110,16 @@ def test_report_shows_effects_in_points_and_provenance_as_a_table(report):
     text = (report / "report.md").read_text()
     assert re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] points", text)
     assert "| commit" in text and "[provenance.json](provenance.json)" in text and '"packages"' not in text
+
+
+def test_committed_reproduction_page_matches_its_evidence():
+    """docs/reproduction.md is regenerated from docs/reproduction/ (a laptop run): it must not drift."""
+    page, evidence = DOCS / "reproduction.md", DOCS / "reproduction"
+    assert page.is_file() and evidence.is_dir(), "docs/reproduction.md and its evidence are committed"
+    assert page.read_text() == writeup.render(evidence, "reproduction/"), "rerun `python -m modekit writeup REPORT`"
+    # the laptop run answers every domain on every one of its real sets: a verdict row each, no exclusion
+    card = pd.read_csv(evidence / "scorecard.csv")
+    for domain in DOMAINS:
+        rows = card[card.claim == f"mode_beats_moe_{domain}"]
+        assert set(rows.scope) == {"all", *PROFILES["laptop"]["datasets"][domain]}, rows.to_string()
+        assert set(rows.verdict) <= set(VERDICTS) and "excluded" not in rows.note.iloc[0]

@@ -41,8 +41,13 @@ def export_evidence(report: Path, evidence: Path) -> None:
         if not (report / name).is_file():
             raise UserError(f"report={str(report)!r} is not allowed: it has no {name}; give a report folder that `modekit reproduce` wrote")
     evidence.mkdir(parents=True, exist_ok=True)
-    for name in ("scorecard.csv", "runs.csv", "provenance.json"):
+    for name in ("scorecard.csv", "runs.csv"):
         shutil.copyfile(report / name, evidence / name)
+    record = json.loads((report / "provenance.json").read_text())
+    if "plan" not in record:  # a run from before provenance recorded its plan: the profile's, said so
+        record["plan"] = json.loads(json.dumps(PROFILES[record["profile"]]))
+        record["plan_source"] = "modekit.profiles when the report was written up (the run's provenance did not record its plan)"
+    (evidence / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
     card = pd.read_csv(report / "scorecard.csv")
     results = pd.read_csv(report / COMPARISON)
     profile = json.loads((report / "provenance.json").read_text())["profile"]
@@ -163,6 +168,14 @@ def _settings() -> list[str]:
     return ["## The papers' settings beside ours", "| claim | what we measure | deviations from the paper |\n|---|---|---|\n" + rows]
 
 
+def _table(frame: pd.DataFrame, formats: dict[str, str]) -> str:
+    """A Markdown table with the given columns formatted as given and a missing value shown as "-"."""
+    shown = frame.astype(object).copy()
+    for column, form in formats.items():
+        shown[column] = [form.format(v) if v == v else "-" for v in frame[column]]
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
 def _plan(record: dict) -> list[str]:
     """The plan the run followed (recorded in its provenance), per domain, and why its caps remain."""
     plan = record.get("plan")
@@ -181,27 +194,27 @@ def _plan(record: dict) -> list[str]:
         rules += (f" OneS's dataset: the first of {', '.join(ones['candidates'])} where the MoE beats the dense model on every one of "
                   f"the tuning seeds {', '.join(map(str, ones['tuning_seeds']))} (never used again).")  # fmt: skip
     capped = f" Caps that remain, and why: {plan['why_capped']}." if plan.get("why_capped") else ""
-    return ["## The plan, fixed before the run", pd.DataFrame(rows).to_markdown(index=False), rules + capped]
+    source = f" (Source of this table: {record['plan_source']}.)" if record.get("plan_source") else ""
+    return ["## The plan, fixed before the run", pd.DataFrame(rows).to_markdown(index=False), rules + capped + source]
 
 
 def _cost(files: dict, record: dict) -> list[str]:
     runs, cost = files["runs"], files["full_cost"]
     per_notebook = ", ".join(f"{n} {s:.0f} s" for n, s in zip(runs.notebook, runs.seconds))
     core_hours = cost.core_seconds.sum() / 3600
-    shown = cost.assign(seconds_per_sample_epoch=cost.seconds_per_sample_epoch.map(lambda v: f"{v:.2e}"))
     return [
         "## What each claim cost",
         f"Wall time of the whole run: {record.get('wall_seconds', runs.seconds.sum()):.0f} s on {record['device']}, "
         f"{record['parameters'].get('jobs', 1)} notebook(s) at a time; per notebook: {per_notebook}. The notebook that measures a "
         "claim measures others too, so its seconds are shared; the comparison's training seconds are summed over its worker "
         "processes (CPU seconds).",
-        files["compute"].to_markdown(index=False, floatfmt=".0f", missingval="-"),
+        _table(files["compute"], {"notebook_seconds": "{:.0f}", "models_trained": "{:.0f}", "training_seconds": "{:.0f}"}),
         "## The full profile's cost (estimated)",
         "From the seconds per training sample and epoch measured in this run (a set not measured here takes its domain's mean), "
         "times each set's full training set, the full profile's epochs and its models; before any budget rerun. On this run's "
         f"device: {core_hours:.1f} core-hours, about {core_hours / 2:.1f} hours on the 2-core machine. On one GPU: not measured "
         "(no GPU was lent to this run); `modekit bench --device cuda` measures the step there.",
-        shown.to_markdown(index=False, floatfmt=".0f"),
+        _table(cost, {"seconds_per_sample_epoch": "{:.2e}", "core_seconds": "{:.0f}"}),
         "## What was easy, what was difficult",
         "- Easy: the MoDE loss itself (one L2 term between the experts' outputs) and SVD gathering (a truncated SVD per expert).\n"
         "- Difficult: enough seeds for a verdict on a laptop (a real-data verdict needs the whole hour); telling a gain that "
