@@ -78,6 +78,20 @@ def test_full_cost_scales_the_measured_rate_to_the_full_profile(report):
     assert np.isnan(cost.loc["trec", "core_seconds"])  # no text set measured: no estimate
 
 
+def test_write_up_never_overwrites_what_it_did_not_make(report, tmp_path):
+    mine = tmp_path / "notes.md"
+    mine.write_text("my own notes")
+    with pytest.raises(UserError, match="writeup` did not make it"):
+        writeup.write_up(report, mine)
+    assert mine.read_text() == "my own notes"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data.csv").write_text("mine")
+    with pytest.raises(UserError, match=r"holds files `writeup` did not make \(data.csv\)"):
+        writeup.write_up(report, tmp_path / "other.md")
+    page = writeup.write_up(report, tmp_path / "page.md")
+    assert writeup.write_up(report, page) == page  # its own page is regenerated
+
+
 def test_write_up_refuses_a_folder_that_is_not_a_report(tmp_path):
     with pytest.raises(UserError, match=r"report=.*no scorecard.csv"):
         writeup.write_up(tmp_path, tmp_path / "out.md")
