@@ -33,6 +33,7 @@ KD_EPOCHS = TEACHER_EPOCHS  # distillation epochs per OneS student (ours)
 CELL_TIMEOUT_S = {"fast": 900, "laptop": 2 * 3600, "full": 6 * 3600}  # seconds one notebook cell may run, per profile (ours)
 MAX_CELL_TIMEOUT_S = 7 * 24 * 3600  # whole seconds (nbclient's timeouts are integers): a week at most
 MAX_JOBS = 64  # notebooks at once (reproduce --jobs)
+MAX_FIRST_SEED = 2**31 - 1_000  # numpy and torch take seeds below 2**32; a lesson adds at most a few hundred
 
 
 def _fail(field: str, value: Any, allowed: str) -> None:
@@ -102,6 +103,13 @@ def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
     """The one check of a string option against its allowed values (configs and layers use it)."""
     if value not in choices:
         _fail(field, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def check_first_seed(value: Any, field: str = "first_seed") -> int:
+    """The first of a lesson's seeds (reproduce --first-seed, a notebook's FIRST_SEED): a whole number."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FIRST_SEED:
+        _fail(field, value, f"a whole number from 0 to {MAX_FIRST_SEED}")
+    return value
 
 
 class _Config:

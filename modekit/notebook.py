@@ -8,6 +8,11 @@ OUT_DIR: papermill's value, else $MODEKIT_OUT_DIR, else None (write nothing); cr
 DEVICE: "auto", "cpu" or "cuda", checked here so that a wrong value fails in the first cell.
 PROFILE: papermill's value, else $MODEKIT_PROFILE, else "fast" / "full" from FAST; "laptop" runs
 real data on a CPU in under an hour (modekit.profiles.PROFILES).
+
+    FIRST_SEED = first_seed(FIRST_SEED)
+
+FIRST_SEED: papermill's value, else $MODEKIT_FIRST_SEED, default 0: the lesson's seeds run from it
+(`reproduce --first-seed 10` reruns every lesson on seeds its words were not written on).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import warnings
 
 import pandas as pd
 
-from modekit.config import check_choice
+from modekit.config import check_choice, check_first_seed
 from modekit.device import resolve_device
 from modekit.profiles import PROFILES
 
@@ -28,6 +33,14 @@ def markdown(*lines: str):
     from IPython.display import Markdown  # the notebooks' own dependency, not the library's
 
     return Markdown("\n".join(lines))
+
+
+def first_seed(value=None) -> int:
+    """FIRST_SEED for a notebook; see the module docstring."""
+    if value is not None:
+        return check_first_seed(value, "FIRST_SEED")
+    text = os.environ.get("MODEKIT_FIRST_SEED", "0")
+    return check_first_seed(int(text) if text.strip().isdigit() else text, "MODEKIT_FIRST_SEED")
 
 
 def setup(fast=None, out_dir=None, device: str = "auto", profile=None) -> tuple[bool, str | None, str, str]:

@@ -69,9 +69,9 @@ def paper_alpha_text(domain: str) -> str:
 TEACHING_ALPHA = MODE_ALPHA["tabular"]
 
 
-def domain_plan(profile: str, domain: str) -> dict:
+def domain_plan(profile: str, domain: str, first_seed: int = 0) -> dict:
     """What a profile runs in one domain, its defaults filled in: datasets, epochs, alpha grid
-    (default ALPHA_GRID), seeds (0..n-1, default 5), training / validation caps (None: all),
+    (default ALPHA_GRID), n seeds from `first_seed` (default 5), training / validation caps (None: all),
     load options per dataset, budget doublings and worker processes."""
     spec = PROFILES[profile]
     names = spec["datasets"][domain]
@@ -80,7 +80,7 @@ def domain_plan(profile: str, domain: str) -> dict:
         "datasets": list(names),
         "epochs": spec["epochs"][domain],
         "alphas": tuple(spec.get("alphas", ALPHA_GRID)[domain]),
-        "seeds": list(range(spec.get("seeds", {}).get(domain, 5))),
+        "seeds": list(range(first_seed, first_seed + spec.get("seeds", {}).get(domain, 5))),
         "max_train": spec.get("max_train", {}).get(domain),
         "max_val": spec.get("max_val", {}).get(domain),
         "load_options": {name: options[name] for name in names if name in options},

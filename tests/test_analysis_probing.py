@@ -380,3 +380,21 @@ def test_other_view_share_uses_only_the_matched_expert():
 def test_subtask_domains_accept_float_subtask_labels():
     weights = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     np.testing.assert_array_equal(probing.subtask_domains(weights, np.array([1.0, 1.0, 0.0, 0.0])), [0, 0, 1, 1])
+
+
+def test_the_pictured_seed_is_the_first_that_routes_and_later_seeds_are_not_computed():
+    asked = []
+
+    def recognition(seed):
+        asked.append(seed)
+        return {10: 0.6, 11: 0.97, 12: 0.99}[seed]
+
+    assert probing.first_routed_seed([10, 11, 12], recognition, 0.95) == 11 and asked == [10, 11]
+    assert probing.first_routed_seed([10, 11, 12], recognition, 0.995) == 10  # none routes: the first seed
+    assert probing.first_routed_seed(range(10, 13), lambda seed: 0.97, 0.97) == 10  # "above" is strict
+
+
+def test_narrowness_in_words_at_its_bounds():
+    assert probing.narrowness(0.5) == probing.narrowness(probing.NARROW_SHARE) == "narrow"
+    assert probing.narrowness(0.7) == probing.narrowness(probing.BARELY_NARROWED_SHARE) == "partly narrowed"
+    assert probing.narrowness(0.81) == probing.narrowness(1.0) == "barely narrowed"

@@ -40,3 +40,9 @@ def test_laptop_tabular_seeds_follow_the_power_rule():
     needed = next(n for n in range(2, 100) if _detectable(0.69, n) <= 1.0)
     assert needed == 6 and seeds >= needed
     assert _detectable(0.69, 5) > 1.0  # five would not have been enough
+
+
+def test_domain_plan_runs_its_seeds_from_the_first_seed():
+    plan, moved = domain_plan("laptop", "tabular"), domain_plan("laptop", "tabular", first_seed=10)
+    assert plan["seeds"] == list(range(8)) and moved["seeds"] == list(range(10, 18))
+    assert {k: v for k, v in moved.items() if k != "seeds"} == {k: v for k, v in plan.items() if k != "seeds"}

@@ -126,6 +126,27 @@ def gate_recognition_accuracy(weights: np.ndarray, subtask: np.ndarray) -> float
     return float(counts[tasks, experts].sum() / len(subtask))
 
 
+SPLIT_FOUND = 0.95  # gate recognition accuracy above which a gate has found the sub-tasks' split (ours; notebook 01)
+
+
+def first_routed_seed(seeds, recognition, threshold: float = SPLIT_FOUND) -> int:
+    """The first of `seeds` whose gate recognition accuracy, `recognition(seed)` (computed only as far
+    as needed), lies above `threshold`, else the first seed: which seed a lesson pictures, by a rule
+    fixed before the run rather than picked after looking."""
+    seeds = list(seeds)
+    return next((seed for seed in seeds if recognition(seed) > threshold), seeds[0])
+
+
+# Mean effective sample share per expert at or below which an expert's vision counts as narrow, and
+# above which it is barely narrowed (1/E: each sample to one expert; 1: every sample weighs the same) (ours)
+NARROW_SHARE, BARELY_NARROWED_SHARE = 0.6, 0.8
+
+
+def narrowness(share: float) -> str:
+    """How narrow the experts' vision is, in words, from their mean effective sample share."""
+    return "narrow" if share <= NARROW_SHARE else ("barely narrowed" if share > BARELY_NARROWED_SHARE else "partly narrowed")
+
+
 @torch.no_grad()
 def expert_consistency(model, X: torch.Tensor) -> dict:
     """Mean pairwise cosine similarity of the experts' outputs over samples, and L_KD."""

@@ -229,6 +229,7 @@ def cmd_reproduce(args) -> int:
     out = args.out or default_out()
     try:
         options = {"cell_timeout": args.cell_timeout, "threads": args.threads, "jobs": args.jobs, "with_solutions": args.with_solutions}
+        options["first_seed"] = args.first_seed
         report, runs = reproduce(args.profile, out, args.force, notebooks, progress=True, **options)
     except KeyboardInterrupt as interrupt:
         status = json.loads((out / STATUS_FILE).read_text()) if (out / STATUS_FILE).is_file() else {}

@@ -30,6 +30,7 @@ from modekit.config import (
     MAX_ALPHA,
     MAX_CELL_TIMEOUT_S,
     MAX_EPOCHS,
+    MAX_FIRST_SEED,
     MAX_JOBS,
     MAX_WORKERS,
     TEACHER_EPOCHS,
@@ -230,6 +231,8 @@ def _add_reproduce(commands) -> None:
     group.add_argument("--jobs", type=integer("jobs", 1, MAX_JOBS), default=1, metavar="N",
                        help="notebooks run at once, each with its own kernel (a failing or hung one fails alone)")  # fmt: skip
     group.add_argument("--with-solutions", action="store_true", help="also run each notebook's solutions into the report (their checks)")
+    group.add_argument("--first-seed", type=integer("first_seed", 0, MAX_FIRST_SEED), default=0, metavar="N",
+                       help="the lessons' seeds run from N (default: %(default)s): do their words hold on other seeds?")  # fmt: skip
 
 
 JUDGE_FILE_HELP = (

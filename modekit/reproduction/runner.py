@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from modekit.config import CELL_TIMEOUT_S, MAX_CELL_TIMEOUT_S, MAX_JOBS
+from modekit.config import CELL_TIMEOUT_S, MAX_CELL_TIMEOUT_S, MAX_JOBS, check_first_seed
 from modekit.errors import UserError
 from modekit.profiles import PROFILES
 from modekit.reproduction.report import write_report
@@ -93,6 +93,7 @@ def run_notebooks(
     cell_timeout: float | None = None,
     threads: int | None = None,
     jobs: int = 1,
+    first_seed: int = 0,
 ) -> pd.DataFrame:
     """Execute each notebook with papermill; one row per notebook: status, seconds, error.
 
@@ -100,22 +101,24 @@ def run_notebooks(
     cell runs past `cell_timeout` seconds (default per profile, CELL_TIMEOUT_S); the others still run.
     `threads` sets the kernels' CPU threads (default per profile, KERNEL_THREADS). `jobs` > 1 runs
     that many notebooks at once, each driven from its own process (modekit.executors.LocalPool)
-    with its own kernel; they share the report's results store.
+    with its own kernel; they share the report's results store. `first_seed`: the lessons' seeds run
+    from it (their FIRST_SEED parameter).
     """
     notebooks, cell_timeout, threads = check_options(profile, notebooks, cell_timeout, threads)
     check_jobs(jobs)
+    check_first_seed(first_seed)
     expected = EXPECTED_SECONDS.get(profile, {})
     total = sum(expected.get(name, 60) for name in notebooks)
     bar = tqdm(total=total, desc=f"{profile} reproduction", unit="s", disable=not progress,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of work [{elapsed}<{remaining}]{postfix}")  # fmt: skip
     with _kernel_environment(threads, out), bar:
         if jobs > 1 and len(notebooks) > 1:
-            return _run_in_parallel(out, profile, notebooks, cell_timeout, min(jobs, len(notebooks)), bar, expected)
+            return _run_in_parallel(out, profile, notebooks, cell_timeout, min(jobs, len(notebooks)), bar, expected, first_seed)
         rows = []
         for name in notebooks:
             bar.set_postfix_str(name)
             try:
-                rows.append(run_notebook(out, profile, name, cell_timeout))
+                rows.append(run_notebook(out, profile, name, cell_timeout, first_seed=first_seed))
             except KeyboardInterrupt as interrupt:  # Ctrl-C / SIGTERM: this notebook is marked interrupted, the rest not run
                 mark_interrupted(out / f"{name}.ipynb")
                 rows.append({"notebook": name, "status": "interrupted", "seconds": 0.0, "error": ""})
@@ -137,7 +140,7 @@ def check_jobs(jobs) -> None:
         raise UserError(f"jobs={jobs!r} is not allowed: the number of notebooks run at once, an integer from 1 to {MAX_JOBS}")
 
 
-def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook_dir: Path | None = None) -> dict:
+def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook_dir: Path | None = None, first_seed: int = 0) -> dict:
     """One notebook of `notebook_dir` (default NOTEBOOK_DIR) executed by papermill into `out`: its row
     (status ok / failed, seconds, error)."""
     import papermill
@@ -151,7 +154,7 @@ def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook
         papermill.execute_notebook(
             str(notebook_dir / f"{name}.ipynb"),
             str(out / f"{name}.ipynb"),
-            parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve())},
+            parameters={"FAST": profile == "fast", "PROFILE": profile, "OUT_DIR": str((out / name).resolve()), "FIRST_SEED": first_seed},
             kernel_name="python3",
             cwd=str((notebook_dir / name).parent),
             progress_bar=False,
@@ -165,7 +168,9 @@ def run_notebook(out: Path, profile: str, name: str, cell_timeout: int, notebook
     return {"notebook": name, "status": status, "seconds": round(time.perf_counter() - start, 1), "error": error}
 
 
-def _run_in_parallel(out: Path, profile: str, notebooks: list[str], cell_timeout: int, jobs: int, bar, expected) -> pd.DataFrame:
+def _run_in_parallel(
+    out: Path, profile: str, notebooks: list[str], cell_timeout: int, jobs: int, bar, expected, first_seed
+) -> pd.DataFrame:
     """`jobs` notebooks at a time, each in a worker process of its own; a failing or hung notebook
     fails alone (its row says why). On an interrupt the workers are stopped, the notebooks that were
     running are marked interrupted, those not started "not run" (their kernels, orphaned, exit)."""
@@ -176,7 +181,7 @@ def _run_in_parallel(out: Path, profile: str, notebooks: list[str], cell_timeout
     # than the longest starting last and running alone
     longest_first = sorted(notebooks, key=lambda name: -expected.get(name, 60))
     try:
-        pending = {name: pool.submit(run_notebook, out, profile, name, cell_timeout, NOTEBOOK_DIR) for name in longest_first}
+        pending = {name: pool.submit(run_notebook, out, profile, name, cell_timeout, NOTEBOOK_DIR, first_seed) for name in longest_first}
         while pending:
             finished = [name for name, result in pending.items() if result.done()]
             for name in finished:
@@ -271,11 +276,13 @@ def reproduce(
     threads: int | None = None,
     jobs: int = 1,
     with_solutions: bool = False,
+    first_seed: int = 0,
 ) -> tuple[Path, pd.DataFrame]:
     # validated once, before prepare_out may replace a report
     """Run the notebooks into `out` and write the report; returns (report.md, runs table).
     `with_solutions`: each notebook's solutions notebook (notebooks/solutions/) runs after the lessons,
     into out/solutions/, and its row joins the report's table (a failing solution check fails the run).
+    `first_seed`: every lesson's seeds run from it, to see whether its generated words hold on other seeds.
 
     A rerun with the same `out` resumes: the library in the kernels reuses the results an earlier
     run stored in out/results.sqlite. On Ctrl-C / SIGTERM a partial report, marked incomplete in its
@@ -284,13 +291,14 @@ def reproduce(
     if with_solutions:
         notebooks += solutions_of(notebooks)
     check_jobs(jobs)
+    first_seed = check_first_seed(first_seed)
     out = prepare_out(Path(out) if out else default_out(), force)
     start = time.perf_counter()
-    parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads, "jobs": jobs}
+    parameters = {"notebooks": notebooks, "cell_timeout_s": cell_timeout, "kernel_threads": threads, "jobs": jobs, "first_seed": first_seed}
     run, previous_run = uuid.uuid4().hex, os.environ.get(ENV_RUN)
     os.environ[ENV_RUN] = run
     try:
-        runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads, jobs)
+        runs = run_notebooks(out, profile, notebooks, progress, cell_timeout, threads, jobs, first_seed)
     except KeyboardInterrupt as interrupt:
         runs = getattr(interrupt, "runs", None)
         if runs is None:
