@@ -216,3 +216,13 @@ def test_describe_an_every_set_summary_says_its_interval_is_descriptive_and_why_
     assert "(mean over the sets, descriptive)" in text and "not every set's own interval" in text
     assert "too wide" not in text
     assert "mean over the sets" not in describe(rows[1])  # a set's own row is a plain interval
+
+
+def test_one_formatter_shows_a_claims_values_in_its_units_everywhere():
+    assert claims.shown(0.0123, "mode_beats_moe_text") == "+1.23"  # accuracy points: scale 100
+    assert claims.shown(-0.0123, "mode_beats_moe_text", minus="\u2212") == "\u22121.23"
+    assert claims.shown(0.0123, "mode_beats_moe_text", signed=False) == "1.23"
+    assert claims.shown(6.4371, "ones_speedup") == "+6.44"  # a ratio: scale 1
+    assert claims.shown(float("nan"), "ones_speedup") == "-"
+    with pytest.raises(KeyError):
+        claims.shown(1.0, "no_such_claim")

@@ -123,12 +123,18 @@ EVERY_SET_MEANING = {
 }
 
 
-def _shown(value: float, claim: Claim, signed: bool = True) -> str:
+def shown(value: float, claim_id: str, signed: bool = True, minus: str = "-") -> str:
+    """A claim's value as the kit shows it everywhere (sentences, report, write-up): in the claim's
+    units (its scale applied), two decimals, a sign when `signed`, "-" when missing."""
     if value != value:
         return "-"
-    value = value * claim.scale
+    value = value * BY_ID[claim_id].scale
     text = f"{value:+.2f}" if signed else f"{value:.2f}"
-    return text.replace("-", "\u2212")
+    return text.replace("-", minus)
+
+
+def _shown(value: float, claim: Claim, signed: bool = True) -> str:
+    return shown(value, claim.id, signed, minus="\u2212")  # a sentence's minus sign
 
 
 def describe(row: dict) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from modekit.analysis import plots
-from modekit.analysis.claims import BY_ID, forest_table, scorecard
+from modekit.analysis.claims import BY_ID, forest_table, scorecard, shown
 from modekit.analysis.stats import RULE
 from modekit.reproduction.provenance import collect_provenance
 
@@ -113,27 +113,22 @@ TERMINAL_COLUMNS = ["claim", "scope", "paper (source)", "ours: effect [95% CI]",
 
 def scorecard_table(card: pd.DataFrame) -> pd.DataFrame:
     """The scorecard as shown: effect [95% CI] in the claim's units (accuracy points, x) with two decimals, p, n."""
-    scale = card.claim.map(lambda c: BY_ID[c].scale)
     units = card.claim.map(lambda c: BY_ID[c].units)
-
-    def number(v, signed=True):
-        return "-" if v != v else (f"{v:+.2f}" if signed else f"{v:.2f}")
-
     return pd.DataFrame(
         {
             "claim": card.claim,
             "scope": card.scope,
             "paper (source)": [f"{p} ({s})" for p, s in zip(card.paper, card.source)],
             "ours: effect [95% CI]": [
-                "-" if e != e else f"{number(e * k)} [{number(lo * k)}, {number(hi * k)}] {u}"
-                for e, lo, hi, k, u in zip(card.effect, card.ci_low, card.ci_high, scale, units)
+                "-" if e != e else f"{shown(e, c)} [{shown(lo, c)}, {shown(hi, c)}] {u}"
+                for e, lo, hi, c, u in zip(card.effect, card.ci_low, card.ci_high, card.claim, units)
             ],
-            "threshold": [f"{t * k:g}" for t, k in zip(card.threshold, scale)],
+            "threshold": [f"{t * BY_ID[c].scale:g}" for t, c in zip(card.threshold, card.claim)],
             "p": ["-" if p != p else f"{p:.2g}" for p in card.p],
             "p (Holm)": ["-" if p != p else f"{p:.2g}" for p in card.get("p_holm", pd.Series(float("nan"), index=card.index))],
             "n": card.n,
             "verdict": card.verdict,
-            "detectable": [number(d * k, signed=False) for d, k in zip(card.detectable, scale)],
+            "detectable": [shown(d, c, signed=False) for d, c in zip(card.detectable, card.claim)],
             "note": card.note,
         }
     )

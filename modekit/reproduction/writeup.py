@@ -109,18 +109,11 @@ def full_cost(results: pd.DataFrame, measured_profile: str, full: dict[str, int]
     return pd.DataFrame(rows)
 
 
-def _number(value: float, claim_id: str, signed: bool = True) -> str:
-    if value != value:
-        return "-"
-    value = value * claims.BY_ID[claim_id].scale
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
-
-
 def _effect(row) -> str:
     units = claims.BY_ID[row.claim].units
     if row.verdict == "not run":
         return "not run"
-    return f"{_number(row.effect, row.claim)} [{_number(row.ci_low, row.claim)}, {_number(row.ci_high, row.claim)}] {units}"
+    return f"{claims.shown(row.effect, row.claim)} [{claims.shown(row.ci_low, row.claim)}, {claims.shown(row.ci_high, row.claim)}] {units}"
 
 
 def answer_table(card: pd.DataFrame) -> str:
