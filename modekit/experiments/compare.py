@@ -155,10 +155,16 @@ def run_comparison_unit(unit: ComparisonUnit) -> list[pd.DataFrame]:
     return [frame.assign(split_seed=split_seed, budget_epochs=base.epochs, budget_reruns=reruns) for frame in frames]
 
 
+def best_at_last_epoch(runs: pd.DataFrame) -> pd.Series:
+    """Per run: its best validation epoch was its last, so it was still improving when it stopped
+    (early stopping never ends a run on its best epoch): the one test behind "undertrained"."""
+    return runs.best_epoch == runs.epochs_run
+
+
 def still_improving(results: pd.DataFrame, epochs: int) -> bool:
-    """Whether a MoE or MoDE run of `results` was best at its last epoch and that epoch was the budget."""
+    """Whether a MoE or MoDE run of `results` was still improving at the budget's last epoch."""
     pairs = results[results.model.isin(["MoE", "MoDE"])]
-    return bool(((pairs.best_epoch == pairs.epochs_run) & (pairs.epochs_run == epochs)).any())
+    return bool((best_at_last_epoch(pairs) & (pairs.epochs_run == epochs)).any())
 
 
 def choose_setting(results: pd.DataFrame, model: str, setting: str) -> pd.Series:
@@ -223,7 +229,7 @@ def summarise_comparison(results: pd.DataFrame) -> pd.DataFrame:
             "paper_alpha": PAPER_ALPHA_POINT[domain], "diff_at_paper_alpha": at_paper.mean() if len(at_paper) else np.nan,
             # probability of improvement (descriptive): the share of seeds where MoDE beats MoE, fixed settings
             "improved_share_at_paper_alpha": float((at_paper > 0).mean()) if len(at_paper) else np.nan,
-            **dense, "undertrained": int((judged.best_epoch == judged.epochs_run).sum()),
+            **dense, "undertrained": int(best_at_last_epoch(judged).sum()),
             "at_ceiling": at_ceiling, "train_seconds": everything.train_seconds.sum(),
         })  # fmt: skip
     return pd.DataFrame(rows)
