@@ -30,12 +30,17 @@ def test_low_weight_share_is_the_gradient_not_the_head_count():
         exercises.low_weight_share(flat[low].sum() / flat.sum(), weights, flat)
 
 
-def test_grows_with_alpha_fails_a_curve_that_does_not_grow():
-    exercises.grows_with_alpha([0.1, 1.0, 10.0], [0.05, 0.3, 0.8])
-    with pytest.raises(AssertionError, match="does not grow"):
-        exercises.grows_with_alpha([0.1, 1.0, 10.0], [0.8, 0.3, 0.05])
+def test_trend_with_alpha_fails_the_wrong_trend():
+    alphas = [0.1, 1.0, 10.0]
+    for parts, truth in (([0.05, 0.3, 0.8], "grows"), ([0.8, 0.3, 0.05], "shrinks"), ([0.22, 0.12, 0.52], "neither")):
+        exercises.trend_with_alpha(alphas, parts, truth)
+        for wrong in set(exercises.TRENDS) - {truth}:
+            with pytest.raises(AssertionError, match=f"it {truth}, not '{wrong}'"):
+                exercises.trend_with_alpha(alphas, parts, wrong)
     with pytest.raises(AssertionError, match="three increasing"):
-        exercises.grows_with_alpha([10.0, 1.0, 0.1], [0.05, 0.3, 0.8])
+        exercises.trend_with_alpha([10.0, 1.0, 0.1], [0.05, 0.3, 0.8], "grows")
+    with pytest.raises(AssertionError, match="say one of"):
+        exercises.trend_with_alpha(alphas, [0.05, 0.3, 0.8], "up")
 
 
 def test_seed_interval_wants_the_t_interval_over_the_asked_seeds():

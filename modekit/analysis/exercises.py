@@ -35,12 +35,24 @@ def low_weight_share(gradient_share: float, gate_weights, gradient_norms, fracti
         raise AssertionError(f"the {low.mean():.0%} of samples the gate weighs least carry {gradient_share:.1%} of the gradient: not less")
 
 
-def grows_with_alpha(alphas: Sequence[float], parts: Sequence[float]) -> None:
-    """01, exercise 3: L_KD's part of the gradient, at increasing alphas, increases."""
+TRENDS = ("grows", "shrinks", "neither")
+
+
+def trend(values: Sequence[float]) -> str:
+    """How a sequence moves: "grows" (every step up), "shrinks" (every step down), else "neither"."""
+    steps = np.diff(values)
+    return "grows" if np.all(steps > 0) else ("shrinks" if np.all(steps < 0) else "neither")
+
+
+def trend_with_alpha(alphas: Sequence[float], parts: Sequence[float], answer: str) -> None:
+    """01, exercise 3: how L_KD's part of the gradient moves over increasing alphas ("grows",
+    "shrinks" or "neither": up and down)."""
     if len(alphas) < 3 or not np.all(np.diff(alphas) > 0):
         raise AssertionError(f"alphas={list(alphas)}: give at least three increasing alphas")
-    if not np.all(np.diff(parts) > 0):
-        raise AssertionError(f"L_KD's part {list(np.round(parts, 4))} does not grow with alpha {list(alphas)}")
+    if answer not in TRENDS:
+        raise AssertionError(f"answer={answer!r}: say one of {', '.join(TRENDS)}")
+    if answer != trend(parts):
+        raise AssertionError(f"L_KD's part {list(np.round(parts, 4))} over alpha {list(alphas)}: it {trend(parts)}, not {answer!r}")
 
 
 def seed_interval(gains: Sequence[float], interval: tuple[float, float], seeds: int) -> None:
