@@ -154,7 +154,7 @@ def alpha_curves(table: pd.DataFrame, title: str, paper_alpha: tuple | None = No
     ticks = sorted(frame.alpha_plot.unique())
     for ax, label in zip(axes, (f"test accuracy\n({INTERVAL_TEXT})", f"expert cosine similarity\n({INTERVAL_TEXT})")):
         ax.set(xscale="log", xlabel="alpha (0 = plain MoE)", ylabel=label)
-        ax.set_xticks(ticks, ["0" if t == zero_at else f"{t:g}" for t in ticks])
+        ax.set_xticks(ticks, ["0" if t == zero_at else f"{t:g}" for t in ticks], rotation=45)  # a decade apart: room for each label
         ax.minorticks_off()
         if paper_alpha:
             ax.axvspan(
