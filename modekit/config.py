@@ -64,9 +64,9 @@ class Bound:
         if self.kind is int:
             _check_int(field, value, int(self.low), None if self.high == math.inf else int(self.high))
         elif self.low_open:
-            _check_positive(field, value, self.high)
+            _check_positive(field, value, self.high, self.low)
         else:
-            _check_non_negative(field, value, self.high)
+            _check_non_negative(field, value, self.high, self.low)
 
 
 def option(default: Any, allowed: Bound | tuple, help: str):
@@ -89,14 +89,16 @@ def _check_int(field: str, value: Any, minimum: int, maximum: int | None = None)
         _fail(field, value, f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}"))
 
 
-def _check_positive(field: str, value: Any, maximum: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
-        _fail(field, value, f"a number > 0 and <= {maximum:g}")
+def _check_positive(field: str, value: Any, maximum: float, minimum: float = 0.0) -> None:
+    """minimum < value <= maximum (default: a positive number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not minimum < value <= maximum:
+        _fail(field, value, f"a number > {minimum:g} and <= {maximum:g}")
 
 
-def _check_non_negative(field: str, value: Any, maximum: float = float("inf")) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf") or value > maximum:
-        _fail(field, value, "a finite number >= 0" + ("" if maximum == float("inf") else f" and <= {maximum:g}"))
+def _check_non_negative(field: str, value: Any, maximum: float = float("inf"), minimum: float = 0.0) -> None:
+    """minimum <= value <= maximum, finite (default: a finite number >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum or value == float("inf") or value > maximum:
+        _fail(field, value, f"a finite number >= {minimum:g}" + ("" if maximum == float("inf") else f" and <= {maximum:g}"))
 
 
 def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:

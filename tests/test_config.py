@@ -2,6 +2,7 @@
 
 import pytest
 
+import modekit as mk
 from modekit import ModelConfig, TrainConfig
 
 BAD_MODEL = [
@@ -49,3 +50,17 @@ def test_replace_revalidates():
 
 def test_topk_larger_than_experts_is_fine_for_dense_gate():
     assert ModelConfig(gate="dense", n_experts=2, top_k=2).n_experts == 2
+
+
+def test_a_float_bound_keeps_its_low_end_too():
+    from modekit.config import Bound
+
+    closed, open_low = Bound(float, 0.5, 2.0), Bound(float, 0.5, 2.0, low_open=True)
+    closed.check("x", 0.5)
+    open_low.check("x", 0.51)
+    with pytest.raises(mk.UserError, match=r"x=0.4 is not allowed: x must be a finite number >= 0.5 and <= 2"):
+        closed.check("x", 0.4)
+    with pytest.raises(mk.UserError, match=r"x=0.5 is not allowed: x must be a number > 0.5 and <= 2"):
+        open_low.check("x", 0.5)
+    with pytest.raises(mk.UserError, match="x=2.5 is not allowed"):
+        closed.check("x", 2.5)
