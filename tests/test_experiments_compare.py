@@ -180,3 +180,22 @@ def test_the_dense_baselines_are_trained_once_at_the_final_budget():
                              train_config=config, alphas=[0.1], progress=False, doublings=1, baselines=True)  # fmt: skip
     dense = table[table.model.str.startswith("dense")]
     assert len(dense) == 2 and set(table.budget_epochs) == {2} and (dense.epochs_run == 2).all()
+
+
+def test_the_summary_table_leads_with_the_fixed_comparison_and_shows_dense_columns_only_when_trained():
+    from modekit.experiments.compare import format_summary
+
+    rows = []
+    for seed in (0, 1, 2):
+        rows += [
+            run_row("MoE", 0.0, seed, 0.8, 0.80),
+            run_row("MoDE", 0.1, seed, 0.9, 0.82 + 0.01 * seed),
+            run_row("MoDE", 1.0, seed, 0.7, 0.7),
+        ]
+    pairs = pd.DataFrame(rows)
+    header = format_summary(summarise_comparison(pairs)).splitlines()[0]
+    assert header.index("fixed: MoDE - MoE") < header.index("tuned: MoDE - MoE") and "dense" not in header
+    assert "+3.00" in format_summary(summarise_comparison(pairs)), "the fixed gain: MoDE at the paper's alpha 0.1, mean +3 points"
+    with_dense = pd.concat([pairs, pd.DataFrame([run_row("dense (same params)", 0.0, s, 0.7, 0.75) for s in (0, 1, 2)])])
+    text = format_summary(summarise_comparison(with_dense))
+    assert "dense (same params)" in text and "75.00" in text and "dense (same compute)" not in text

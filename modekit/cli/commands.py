@@ -279,9 +279,8 @@ def cmd_compare(args) -> int:
     summary = summarise_comparison(results)
     wall = time.perf_counter() - start
     text = (
-        f"MoE vs MoDE ({args.gate} gate): columns up to 'W/T/L' each tuned on validation over grids of equal size (MoE: weight "
-        f"decay, MoDE: alpha; secondary); '@paper a': MoDE at the paper's alpha - MoE at its default, fixed in advance (the primary "
-        f"comparison, `modekit judge`); test accuracy % mean +- std over seeds {args.seeds}, each seed its own split\n"
+        f"MoE vs MoDE ({args.gate} gate): test accuracy % mean +- sd over seeds {args.seeds}, each seed its own split; "
+        f"the primary verdict: `modekit judge`\n"
         f"profile {args.profile}, device {results['device'].iloc[0]}, wall time {wall:.0f} s\n\n"
         + format_summary(summary)
         + "\n\nwhere the sweet spot lands (our L_KD normalisation) vs the paper's alpha:\n"
