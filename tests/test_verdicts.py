@@ -189,6 +189,34 @@ def test_case_6_the_primaries_family_wise_rate_is_held_by_holm():
     assert card.verdict.iloc[0] == "reproduced" and card.p_holm.iloc[0] < stats.ONE_SIDED
 
 
+def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
+    """The same family guards "contradicted": with p against the paper's direction 1 - p, Holm over the
+    four primaries keeps a clear contradiction and demotes a borderline one (its own interval only just
+    excludes 0, adjusted it does not)."""
+    rng = np.random.default_rng(18)
+    primaries = [c.id for c in claims.CLAIMS if c.family == claims.PRIMARY]
+    any_contradicted = []
+    for _ in range(DRAWS // 2):
+        rows = [claims.judge_claim(claim, _gains(rng, (0.0, 0.0)) if claim.startswith("mode") else rng.normal(0, 0.01, 5))[0]
+                for claim in primaries]  # fmt: skip
+        any_contradicted.append((claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS)).verdict == "contradicted").any())
+    assert np.mean(any_contradicted) <= 0.05
+    ones = "ones_benefit_kept"
+    assert ones in primaries
+
+    def card_with(values):
+        rows = [claims.judge_claim(ones, values)[0], *[claims.judge_claim(c, {"a": [0.0, 0.01, -0.01, 0.005, -0.005]})[0]
+                                                      for c in primaries if c != ones]]  # fmt: skip
+        return claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS)).set_index("claim")
+
+    clear = card_with([-0.30, -0.31, -0.29, -0.30, -0.32])
+    assert clear.verdict[ones] == "contradicted" and "adjusted: " in clear.note[ones]
+    borderline = np.array([-0.02, -0.01, -0.015, -0.03, -0.005])
+    assert claims.judge_claim(ones, borderline)[0]["verdict"] == "contradicted", "alone it is contradicted"
+    demoted = card_with(borderline)
+    assert demoted.verdict[ones] == "inconclusive" and "not contradicted after Holm" in demoted.note[ones]
+
+
 def test_case_9_the_rule_says_when_inference_is_conditional_on_a_shared_test_set():
     assert "conditional on that test set" in stats.RULE and "Holm" in stats.RULE
 

@@ -226,16 +226,33 @@ def scorecard(report_dir) -> pd.DataFrame:
 
 
 def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
-    """Holm over the primary claims' summary p-values: a primary stays "reproduced" only if its
-    adjusted p is below 0.025 (one-sided), which holds the family-wise rate of false "reproduced"
-    verdicts at 2.5%; the others keep their own p ("secondary, unadjusted")."""
+    """Holm over the primary claims' summary p-values, both ways: a primary stays "reproduced" only if
+    its adjusted p is below 0.025 (one-sided), and "contradicted" only if its adjusted p against the
+    paper's direction is, which holds the family-wise rate of false verdicts of either kind at 2.5%;
+    the others keep their own p ("secondary, unadjusted")."""
     card = card.copy()
     primary = (card["family"] == PRIMARY) & (card["scope"] == "all")
     card.loc[primary, "p_holm"] = holm(card.loc[primary, "p"].astype(float).to_numpy())
     demoted = primary & (card["verdict"] == "reproduced") & ~(card["p_holm"] < ONE_SIDED)
     card.loc[demoted, "verdict"] = "inconclusive"
     card.loc[demoted, "note"] = card.loc[demoted, "note"].astype(str) + "; not reproduced after Holm over the primary claims"
+    against = pd.Series(holm([_p_against(card, index) for index in card.index[primary]]), index=card.index[primary])
+    for index in card.index[primary & (card["verdict"] == "contradicted")]:
+        kept = against[index] < ONE_SIDED
+        card.loc[index, "verdict"] = "contradicted" if kept else "inconclusive"
+        card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted after Holm over the primary "
+                                   f"claims (p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
     return card
+
+
+def _p_against(card: pd.DataFrame, index) -> float:
+    """A summary row's one-sided p against the paper's direction: 1 - p for one set of runs; for a
+    claim on every set, the smallest per-set p against, Holm-adjusted over the sets (its first step:
+    D times it), the set on which `stats.every_set` says "contradicted"."""
+    sets = card[(card["claim"] == card.loc[index, "claim"]) & (card["scope"] != "all")]
+    if len(sets):
+        return float(min(1.0, len(sets) * (1.0 - sets["p"].astype(float)).min()))
+    return 1.0 - float(card.loc[index, "p"])
 
 
 def forest_order(card: pd.DataFrame) -> pd.DataFrame:
