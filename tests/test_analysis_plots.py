@@ -12,3 +12,24 @@ def test_importing_plots_leaves_the_users_matplotlib_style_alone():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_saved_figures_y_label_stays_beside_its_axes_and_intervals_past_1_are_drawn(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from modekit.analysis import plots
+
+    rng = np.random.default_rng(0)
+    rows = [{"sub-task": task, "model": model, "own": own, "seed": seed,
+             "accuracy": (0.97 if own else 0.5) + (rng.normal(0, 0.05) if task == "B" else rng.normal(0, 0.01))}
+            for task in "AB" for model in ("MoE", "MoDE") for own in (True, False) for seed in range(5)]  # fmt: skip
+    probing = pd.DataFrame(rows)
+    fig = plots.save(plots.probing_bars(probing, "a title", x="sub-task"), tmp_path, "bars")
+    assert (tmp_path / "bars.png").is_file()
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    label, box = ax.yaxis.label.get_window_extent(), ax.get_window_extent()
+    assert label.y1 <= box.y1 + 2 and label.y0 >= box.y0 - 2, "the y label runs past its axes (into the title)"
+    highest = max(plots.INTERVAL(part)[1] for _, part in probing.groupby(["sub-task", "model", "own"]).accuracy)
+    assert highest > 1 and ax.get_ylim()[1] >= highest, "an interval reaching past 1 is drawn whole"

@@ -85,3 +85,16 @@ def test_the_claims_state_needs_a_verdict_to_say_reproduced():
     assert (
         takeaway.state_of([{"scope": "all", "verdict": "reproduced"}, {"scope": "all", "verdict": "inconclusive"}]) == "partly reproduced"
     )
+
+
+def test_none_of_the_benefit_kept_is_said_only_when_the_fieller_interval_lies_below_0():
+    seeds = range(5)
+    dense = pd.Series([0.70, 0.72, 0.74, 0.76, 0.78], index=seeds)
+    moe = dense + pd.Series([0.10, 0.11, 0.09, 0.10, 0.10], index=seeds)
+    kd = pd.DataFrame({"mean": {"sum": 0.79, "svd": 0.72}, "benefit_%": {"sum": 50.0, "svd": -20.0}})
+    rows = [{"claim": "ones_benefit_kept", "scope": "all", "verdict": "inconclusive", "ci_low": -0.01, "ci_high": 0.05}]
+    clearly_below = takeaway.accuracy_claims(kd, dense, moe, dense - pd.Series([0.02, 0.03, 0.02, 0.025, 0.02], index=seeds), rows)
+    assert "none of the benefit kept" in clearly_below
+    spread = pd.Series([-0.09, 0.05, -0.08, 0.06, -0.04], index=seeds)  # below on average, the ratio's interval reaching above 0
+    reaching = takeaway.accuracy_claims(kd, dense, moe, dense + spread, rows)
+    assert "none of the benefit kept" not in reaching and "below the dense model on average" in reaching

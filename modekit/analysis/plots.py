@@ -44,8 +44,18 @@ def suptitle(fig, title: str, y: float = 0.98, **kwargs) -> None:
     fig.suptitle(wrapped, y=y + 0.22 * wrapped.count("\n") / fig.get_figheight(), **kwargs)
 
 
+def fit_labels(fig) -> None:
+    """Wrap each y label to its axes' height (about 10 characters an inch), so that it never runs
+    past the axes into the figure's title."""
+    for ax in fig.axes:
+        if label := ax.get_ylabel():
+            width = max(12, int(10 * ax.get_position().height * fig.get_figheight()))
+            ax.set_ylabel("\n".join(textwrap.fill(part, width) for part in label.split("\n")))
+
+
 def save(fig, out_dir, name: str):
-    """Write `name`.png into out_dir (if given) and return the figure."""
+    """Write `name`.png into out_dir (if given), its y labels fitted to their axes, and return the figure."""
+    fit_labels(fig)
     if out_dir:
         path = Path(out_dir) / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +188,9 @@ def probing_bars(probing: pd.DataFrame, title: str, reference: dict | None = Non
     frame = probing.assign(kind=np.where(probing["own"], "own DS", "other DS"))
     grid = sns.catplot(data=frame, x=x, y="accuracy", hue="model", col="kind", kind="bar", errorbar=INTERVAL, height=3.6, aspect=1.2)
     low = round(max(0.0, frame.accuracy.min() - 0.1), 1)
-    grid.set(ylim=(low, 1.0))
+    # the top: 1, or the highest interval's end where a t interval over seeds reaches past it (drawn, not clipped)
+    high = max(1.0, *(INTERVAL(part)[1] for _, part in frame.groupby([x, "model", "kind"]).accuracy if len(part) > 1))
+    grid.set(ylim=(low, high + 0.01))
     grid.set_axis_labels("expert of sub-task" if x == "sub-task" else x, f"accuracy ({INTERVAL_TEXT})")
     for ax in grid.axes.flat:
         mark_cut_axis(ax, low)
