@@ -215,6 +215,12 @@ def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
     assert claims.judge_claim(ones, borderline)[0]["verdict"] == "contradicted", "alone it is contradicted"
     demoted = card_with(borderline)
     assert demoted.verdict[ones] == "inconclusive" and "not contradicted after Holm" in demoted.note[ones]
+    alone = stats.judge(borderline, 0.0)
+    assert demoted.detectable[ones] > 0 and demoted.detectable[ones] == pytest.approx(
+        stats.detectable_effect(alone.ci_low, alone.ci_high, 4)
+    )
+    inconclusive = stats.judge([0.01, -0.02, 0.03, 0.0, -0.01])
+    assert inconclusive.detectable == pytest.approx(stats.detectable_effect(inconclusive.ci_low, inconclusive.ci_high, 4))
 
 
 def test_case_9_the_rule_says_when_inference_is_conditional_on_a_shared_test_set():

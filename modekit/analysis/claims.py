@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modekit.analysis.stats import ONE_SIDED, Evidence, every_set, holm, judge, judge_across
+from modekit.analysis.stats import ONE_SIDED, Evidence, detectable_effect, every_set, holm, judge, judge_across
 from modekit.errors import UserError
 
 # Where a paper number was read: the kit could read the papers' abstracts and the summaries the
@@ -242,7 +242,19 @@ def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
         card.loc[index, "verdict"] = "contradicted" if kept else "inconclusive"
         card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted after Holm over the primary "
                                    f"claims (p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
+    unsized = (card["verdict"] == "inconclusive") & card["detectable"].isna() & primary
+    for index in card.index[unsized]:  # demoted by Holm: an inconclusive row still says what it could have detected
+        card.loc[index, "detectable"] = _detectable(card, index)
     return card
+
+
+def _detectable(card: pd.DataFrame, index) -> float:
+    """A summary row's smallest detectable effect from its interval (df = n - 1); for a claim on every
+    set, the largest of its sets' (the intersection-union test is as weak as its weakest set)."""
+    sets = card[(card["claim"] == card.loc[index, "claim"]) & (card["scope"] != "all")]
+    rows = [card.loc[index]] if sets.empty else [row for _, row in sets.iterrows()]
+    sizes = [detectable_effect(row["ci_low"], row["ci_high"], row["n"] - 1) for row in rows if row["n"] >= 2]
+    return max(sizes, default=float("nan"))
 
 
 def _p_against(card: pd.DataFrame, index) -> float:

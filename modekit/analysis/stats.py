@@ -123,8 +123,16 @@ def _t_evidence(effect, se, df, n, threshold, direction, rope, test) -> Evidence
     p = float(scipy_stats.t.sf(direction * (effect - threshold) / se, df))
     verdict = decide(low, high, threshold, direction, rope)
     # smallest effect detectable with 80% power: (t_{0.975} + t_{0.8}) * se
-    detectable = (critical + float(scipy_stats.t.ppf(POWER, df))) * se if verdict == "inconclusive" else float("nan")
+    detectable = detectable_effect(low, high, df) if verdict == "inconclusive" else float("nan")
     return Evidence(verdict, effect, low, high, p, n, test, detectable)
+
+
+def detectable_effect(ci_low: float, ci_high: float, df: float) -> float:
+    """The smallest effect a t test with this 95% interval detects with 80% power:
+    (t_{0.975, df} + t_{0.8, df}) se, where se = half the interval's width / t_{0.975, df}."""
+    critical = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, df))
+    # detectable = (t_{0.975} + t_{0.8}) * se,  se = (high - low) / (2 t_{0.975})
+    return (critical + float(scipy_stats.t.ppf(POWER, df))) * (ci_high - ci_low) / (2 * critical)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
