@@ -33,3 +33,21 @@ def test_a_saved_figures_y_label_stays_beside_its_axes_and_intervals_past_1_are_
     assert label.y1 <= box.y1 + 2 and label.y0 >= box.y0 - 2, "the y label runs past its axes (into the title)"
     highest = max(plots.INTERVAL(part)[1] for _, part in probing.groupby(["sub-task", "model", "own"]).accuracy)
     assert highest > 1 and ax.get_ylim()[1] >= highest, "an interval reaching past 1 is drawn whole"
+
+
+def test_every_figure_of_a_notebook_shows_not_only_the_first():
+    """Restoring the rcParams after a figure must not switch off the interactive mode the inline
+    backend turned on, or every figure after the first is saved but never shown."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    draw = (
+        "import pandas as pd\nfrom modekit.analysis import plots\n"
+        "table = pd.DataFrame({'seed': [0, 0, 1, 1], 'student': ['a', 'b'] * 2, 'stage': 'after KD', 'teacher': 'MoE',"
+        " 'test_accuracy': [0.7, 0.8, 0.72, 0.79]})\n"
+    )
+    figure = "plots.save(plots.gathering(table, 'students'), None, 'g');"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(draw), *[nbformat.v4.new_code_cell(figure) for _ in range(3)]])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    shown = [any("image/png" in output.get("data", {}) for output in cell.outputs) for cell in notebook.cells[1:]]
+    assert shown == [True, True, True], shown

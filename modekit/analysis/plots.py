@@ -32,7 +32,12 @@ def styled(figure_function):
     def draw(*args, **kwargs):
         with plt.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
             sns.set_palette("deep")
-            return figure_function(*args, **kwargs)
+            figure = figure_function(*args, **kwargs)
+            interactive = plt.isinteractive()
+        # the backend may switch interactive mode on while the first figure is drawn (Jupyter's inline
+        # backend does): restoring the rcParams would switch it off again, and no later figure would show
+        plt.interactive(interactive)
+        return figure
 
     return draw
 
@@ -45,12 +50,16 @@ def suptitle(fig, title: str, y: float = 0.98, **kwargs) -> None:
 
 
 def fit_labels(fig) -> None:
-    """Wrap each y label to its axes' height (about 10 characters an inch), so that it never runs
-    past the axes into the figure's title."""
+    """Wrap a y label that runs past its axes' height (into the figure's title) onto as many lines
+    as it needs to fit; a label that fits is left as it is."""
+    renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        if label := ax.get_ylabel():
-            width = max(12, int(10 * ax.get_position().height * fig.get_figheight()))
-            ax.set_ylabel("\n".join(textwrap.fill(part, width) for part in label.split("\n")))
+        label = ax.yaxis.label
+        room, need = ax.get_window_extent(renderer).height, label.get_window_extent(renderer).height
+        if label.get_text() and need > room:
+            longest = max(len(part) for part in label.get_text().split("\n"))
+            width = max(12, int(longest * room / need))
+            ax.set_ylabel("\n".join(textwrap.fill(part, width) for part in label.get_text().split("\n")))
 
 
 def save(fig, out_dir, name: str):
