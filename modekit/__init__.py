@@ -11,7 +11,7 @@ contract is the one list, tests/test_layout.py holds this copy to it):
     reproduction/   batch reproduction: runner (papermill), report, provenance, notebook_client, writeup (the citable report)
     experiments/    multi-model experiments: compare (MoE vs MoDE vs dense), judge (verdicts), takeaway (verdicts in words), bench
     ones/           OneS: gathering, distill (the student's KD objective), experiment, speed, takeaway (04 in words)
-    analysis/       probing, stats (effects, intervals, verdicts), plots, claims (the scorecard), exercises (checks)
+    analysis/       probing, stats (effects, intervals, verdicts), plots (canvas: style, layout), claims (the scorecard), exercises (checks)
     training/       loop, result, resume (results-store adapter), objectives, population, compiled, distributed
     nn/             experts (stacked + reference loop), gates, moe (the MoE layer), models (backbones, model factory)
     data/           dataset (the Dataset type), embedded, synthetic, composite, tabular, images, text, user, files, download

@@ -219,6 +219,11 @@ def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
     assert demoted.detectable[ones] > 0 and demoted.detectable[ones] == pytest.approx(
         stats.detectable_effect(alone.ci_low, alone.ci_high, 4)
     )
+    said = claims.describe(demoted.reset_index().set_index("claim", drop=False).loc[ones].to_dict())
+    assert "its own interval lies beyond the threshold against the paper, but not after Holm's correction" in said, said
+    assert claims.demoted_by_holm(demoted.reset_index()) == [ones] and claims.demoted_by_holm(clear.reset_index()) == []
+    unadjusted = claims.describe(claims.judge_claim(ones, borderline)[0])
+    assert "primary, unadjusted here" in unadjusted and "**contradicted**" in unadjusted
     inconclusive = stats.judge([0.01, -0.02, 0.03, 0.0, -0.01])
     assert inconclusive.detectable == pytest.approx(stats.detectable_effect(inconclusive.ci_low, inconclusive.ci_high, 4))
 

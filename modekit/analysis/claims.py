@@ -115,6 +115,7 @@ MEANING = {
 
 
 EVERY_SET_TEST = "every set must be reproduced"
+AFTER_HOLM = "after Holm over the primary claims"  # a demoted primary's note: "not reproduced ..." or "not contradicted ..."
 EVERY_SET_MEANING = {
     "reproduced": "every set's own interval lies beyond the threshold in the paper's direction",
     "contradicted": "on at least one set the interval lies beyond the threshold against the paper (after Holm over the sets)",
@@ -148,7 +149,10 @@ def describe(row: dict) -> str:
         return f"`{claim.id}`{scope}: not run ({MEANING['not run']})."
     sign = claim.scale != 1.0 or claim.units != "x"
     interval = f"[{_shown(row['ci_low'], claim, sign)}, {_shown(row['ci_high'], claim, sign)}]"
-    text = (f"`{claim.id}`{scope} ({row.get('family', claim.family)}): {_shown(row['effect'], claim, sign)} {claim.units} {interval} "
+    family = row.get("family", claim.family)
+    if family == PRIMARY and not row.get("p_holm") == row.get("p_holm"):  # judged, not yet adjusted over the family
+        family = "primary, unadjusted here: the scorecard applies Holm over the family"
+    text = (f"`{claim.id}`{scope} ({family}): {_shown(row['effect'], claim, sign)} {claim.units} {interval} "
             f"against the threshold {_shown(claim.threshold, claim, False)}, n = {row['n']}")  # fmt: skip
     text += f", p = {row['p']:.3g}" if row["p"] == row["p"] else ""
     no_spread = verdict == "inconclusive" and row["ci_low"] == row["ci_high"]
@@ -156,11 +160,34 @@ def describe(row: dict) -> str:
     if str(row.get("test", "")).startswith(EVERY_SET_TEST):  # the interval shown is the mean over sets; the verdict is per set
         text = text.replace(f" {interval}", f" {interval} (mean over the sets, descriptive)", 1)
         meaning = EVERY_SET_MEANING.get(verdict, meaning)
+    meaning = _holm_demotion(row) or meaning
     text += f": **{verdict}**, {meaning}"
     if verdict == "inconclusive" and row.get("detectable") == row.get("detectable") and row.get("detectable") is not None:
         text += f"; it could have detected about {_shown(row['detectable'], claim, False)} {claim.units}"
     paper = f"; the paper: {claim.paper} ({claim.source})" if row["scope"] == "all" else ""
     return text + paper + "."
+
+
+def demoted_by_holm(card: pd.DataFrame) -> list[str]:
+    """The primary claims whose own verdict Holm's correction over the family changed (adjust_primaries)."""
+    notes = card["note"].astype(str)
+    return list(card.claim[notes.str.contains(f"not (?:reproduced|contradicted) {AFTER_HOLM}", regex=True)])
+
+
+def _holm_demotion(row: dict) -> str | None:
+    """Why a primary reads "inconclusive" although its own interval excludes the threshold: Holm's
+    correction over the primary claims (adjust_primaries says so in the row's note); else None."""
+    note = str(row.get("note", ""))
+    if row["verdict"] != "inconclusive" or AFTER_HOLM not in note:
+        return None
+    if f"not reproduced {AFTER_HOLM}" in note:
+        return (f"its own interval lies beyond the threshold in the paper's direction, but not after Holm's correction over the "
+                f"primary claims (p_holm = {row['p_holm']:.3g}, not below {ONE_SIDED:g})")  # fmt: skip
+    adjusted = note.rsplit("adjusted: ", 1)[-1].rstrip(")")
+    return (
+        f"its own interval lies beyond the threshold against the paper, but not after Holm's correction over the primary "
+        f"claims (the p against the paper, adjusted, is {adjusted}, not below {ONE_SIDED:g})"
+    )
 
 
 def judge_claim(claim_id: str, values, note: str = "", bound: float | None = None) -> list[dict]:
@@ -235,13 +262,13 @@ def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
     card.loc[primary, "p_holm"] = holm(card.loc[primary, "p"].astype(float).to_numpy())
     demoted = primary & (card["verdict"] == "reproduced") & ~(card["p_holm"] < ONE_SIDED)
     card.loc[demoted, "verdict"] = "inconclusive"
-    card.loc[demoted, "note"] = card.loc[demoted, "note"].astype(str) + "; not reproduced after Holm over the primary claims"
+    card.loc[demoted, "note"] = (card.loc[demoted, "note"].astype(str) + f"; not reproduced {AFTER_HOLM}").str.lstrip("; ")
     against = pd.Series(holm([_p_against(card, index) for index in card.index[primary]]), index=card.index[primary])
     for index in card.index[primary & (card["verdict"] == "contradicted")]:
         kept = against[index] < ONE_SIDED
         card.loc[index, "verdict"] = "contradicted" if kept else "inconclusive"
-        card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted after Holm over the primary "
-                                   f"claims (p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
+        card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted {AFTER_HOLM} "
+                                   f"(p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
     unsized = (card["verdict"] == "inconclusive") & card["detectable"].isna() & primary
     for index in card.index[unsized]:  # demoted by Holm: an inconclusive row still says what it could have detected
         card.loc[index, "detectable"] = _detectable(card, index)
