@@ -64,3 +64,20 @@ def test_the_tuned_comparison_is_reported_beside_and_flagged_when_it_alone_repro
     lines = mode_beats_moe_takeaway(card, tuned, ["tabular"])
     assert any(line.startswith("  - Tuned on validation (secondary, unadjusted): a different verdict on `a`") for line in lines)
     assert any("weaker evidence" in line for line in lines)
+
+
+def test_a_loss_that_holm_over_the_primary_family_does_not_keep_says_so():
+    # set b lies just beyond chance against MoDE (one-sided p about 0.01): contradicted over the two sets (Holm: about
+    # 0.02 < 0.025), not after Holm over the two primary claims on the card (about 0.04)
+    borderline = [-0.02414, -0.01943, -0.01471, -0.01, -0.01, -0.00529, -0.00057, 0.00414]
+    level = [0.01, -0.01, 0.02, -0.02, 0.0, 0.005, -0.005, 0.0]
+    alone = claims.judge_claim("mode_beats_moe_tabular", {"a": level, "b": borderline})[0]
+    assert alone["verdict"] == "contradicted"
+    card = _card({"tabular": {"a": level, "b": borderline}, "image": {"c": level[:5]}})
+    top = card[(card.claim == "mode_beats_moe_tabular") & (card.scope == "all")].iloc[0]
+    assert top.verdict == "inconclusive" and claims.demoted_by_holm(card) == ["mode_beats_moe_tabular"]
+    line = _line(mode_beats_moe_takeaway(card, NO_TUNING, ["tabular"]), "tabular")
+    assert "beyond chance over the sets, but not after Holm over the primary family" in line
+    said = claims.describe(top.to_dict())
+    assert "a set's own interval (after Holm over the sets) lies beyond the threshold against the paper" in said
+    assert "could have detected about" in said, "a demoted row still says what it could detect"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from modekit.analysis import claims, stats
+from modekit.errors import UserError
 
 DRAWS = 2000
 
@@ -179,12 +180,15 @@ def test_case_6_the_primaries_family_wise_rate_is_held_by_holm():
     assert len(primaries) == 4
     any_reproduced = []
     for _ in range(DRAWS // 2):
-        rows = [claims.judge_claim(claim, _gains(rng, (0.0, 0.0)) if claim.startswith("mode") else rng.normal(0, 0.01, 5))[0]
-                for claim in primaries]  # fmt: skip
+        rows = [
+            row
+            for claim in primaries  # every row: a claim on every set is adjusted from its sets' p
+            for row in claims.judge_claim(claim, _gains(rng, (0.0, 0.0)) if claim.startswith("mode") else rng.normal(0, 0.01, 5))
+        ]
         card = claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS))
-        any_reproduced.append((card.verdict == "reproduced").any())
+        any_reproduced.append((card[card.scope == "all"].verdict == "reproduced").any())
     assert np.mean(any_reproduced) <= 0.05
-    card = claims.adjust_primaries(pd.DataFrame([claims.judge_claim(primaries[0], {"a": [0.02, 0.03, 0.025, 0.021, 0.029]})[0]],
+    card = claims.adjust_primaries(pd.DataFrame(claims.judge_claim(primaries[0], {"a": [0.02, 0.03, 0.025, 0.021, 0.029]}),
                                                 columns=claims.COLUMNS))  # fmt: skip
     assert card.verdict.iloc[0] == "reproduced" and card.p_holm.iloc[0] < stats.ONE_SIDED
 
@@ -197,17 +201,22 @@ def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
     primaries = [c.id for c in claims.CLAIMS if c.family == claims.PRIMARY]
     any_contradicted = []
     for _ in range(DRAWS // 2):
-        rows = [claims.judge_claim(claim, _gains(rng, (0.0, 0.0)) if claim.startswith("mode") else rng.normal(0, 0.01, 5))[0]
-                for claim in primaries]  # fmt: skip
-        any_contradicted.append((claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS)).verdict == "contradicted").any())
+        rows = [
+            row
+            for claim in primaries
+            for row in claims.judge_claim(claim, _gains(rng, (0.0, 0.0)) if claim.startswith("mode") else rng.normal(0, 0.01, 5))
+        ]
+        card = claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS))
+        any_contradicted.append((card[card.scope == "all"].verdict == "contradicted").any())
     assert np.mean(any_contradicted) <= 0.05
     ones = "ones_benefit_kept"
     assert ones in primaries
 
     def card_with(values):
-        rows = [claims.judge_claim(ones, values)[0], *[claims.judge_claim(c, {"a": [0.0, 0.01, -0.01, 0.005, -0.005]})[0]
-                                                      for c in primaries if c != ones]]  # fmt: skip
-        return claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS)).set_index("claim")
+        level = {"a": [0.0, 0.01, -0.01, 0.005, -0.005]}
+        rows = [*claims.judge_claim(ones, values), *[row for c in primaries if c != ones for row in claims.judge_claim(c, level)]]
+        card = claims.adjust_primaries(pd.DataFrame(rows, columns=claims.COLUMNS))
+        return card[card.scope == "all"].set_index("claim")
 
     clear = card_with([-0.30, -0.31, -0.29, -0.30, -0.32])
     assert clear.verdict[ones] == "contradicted" and "adjusted: " in clear.note[ones]
@@ -224,6 +233,11 @@ def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
     assert claims.demoted_by_holm(demoted.reset_index()) == [ones] and claims.demoted_by_holm(clear.reset_index()) == []
     unadjusted = claims.describe(claims.judge_claim(ones, borderline)[0])
     assert "primary, unadjusted here" in unadjusted and "**contradicted**" in unadjusted
+    flat = card_with([0.1, 0.1, 0.1, 0.1, 0.1])  # no spread: inconclusive with no test, so no size either
+    assert flat.verdict[ones] == "inconclusive" and flat.detectable.isna()[ones] and ones not in claims.demoted_by_holm(flat.reset_index())
+    with pytest.raises(UserError, match="none of its per-set rows"):  # on every set: the sets' p are needed to adjust
+        claims.adjust_primaries(pd.DataFrame([claims.judge_claim("mode_beats_moe_text", {"a": borderline, "b": borderline})[0]],
+                                             columns=claims.COLUMNS))  # fmt: skip
     inconclusive = stats.judge([0.01, -0.02, 0.03, 0.0, -0.01])
     assert inconclusive.detectable == pytest.approx(stats.detectable_effect(inconclusive.ci_low, inconclusive.ci_high, 4))
 

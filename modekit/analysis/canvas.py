@@ -17,14 +17,18 @@ def styled(figure_function):
 
     @functools.wraps(figure_function)
     def draw(*args, **kwargs):
-        with plt.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-            sns.set_palette("deep")
-            figure = figure_function(*args, **kwargs)
-            interactive = plt.isinteractive()
         # the backend may switch interactive mode on while the first figure is drawn (Jupyter's inline
         # backend does): restoring the rcParams would switch it off again, and no later figure would show
-        plt.interactive(interactive)
-        return figure
+        interactive = plt.isinteractive()
+        try:
+            with plt.rc_context(), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+                sns.set_palette("deep")
+                try:
+                    return figure_function(*args, **kwargs)
+                finally:
+                    interactive = plt.isinteractive()
+        finally:
+            plt.interactive(interactive)
 
     return draw
 
@@ -40,7 +44,10 @@ def suptitle(fig, title: str, y: float = 0.98, **kwargs) -> None:
 def fit_labels(fig) -> None:
     """Wrap a y label that runs past its axes' height (into the figure's title) onto as many lines
     as it needs to fit; a label that fits is left as it is."""
-    renderer = fig.canvas.get_renderer()
+    get_renderer = getattr(fig.canvas, "get_renderer", None)  # Agg-based canvases (inline, PNG); a vector one: left as is
+    if get_renderer is None:
+        return
+    renderer = get_renderer()
     for ax in fig.axes:
         label = ax.yaxis.label
         room, need = ax.get_window_extent(renderer).height, label.get_window_extent(renderer).height

@@ -150,7 +150,7 @@ def describe(row: dict) -> str:
     sign = claim.scale != 1.0 or claim.units != "x"
     interval = f"[{_shown(row['ci_low'], claim, sign)}, {_shown(row['ci_high'], claim, sign)}]"
     family = row.get("family", claim.family)
-    if family == PRIMARY and not row.get("p_holm") == row.get("p_holm"):  # judged, not yet adjusted over the family
+    if family == PRIMARY and row.get("p") == row.get("p") and not row.get("p_holm") == row.get("p_holm"):  # not yet adjusted
         family = "primary, unadjusted here: the scorecard applies Holm over the family"
     text = (f"`{claim.id}`{scope} ({family}): {_shown(row['effect'], claim, sign)} {claim.units} {interval} "
             f"against the threshold {_shown(claim.threshold, claim, False)}, n = {row['n']}")  # fmt: skip
@@ -180,14 +180,15 @@ def _holm_demotion(row: dict) -> str | None:
     note = str(row.get("note", ""))
     if row["verdict"] != "inconclusive" or AFTER_HOLM not in note:
         return None
+    on_every_set = str(row.get("test", "")).startswith(EVERY_SET_TEST)
     if f"not reproduced {AFTER_HOLM}" in note:
-        return (f"its own interval lies beyond the threshold in the paper's direction, but not after Holm's correction over the "
-                f"primary claims (p_holm = {row['p_holm']:.3g}, not below {ONE_SIDED:g})")  # fmt: skip
+        whose = "every set's own interval lies" if on_every_set else "its own interval lies"
+        return (f"{whose} beyond the threshold in the paper's direction, but not after Holm's correction over the primary "
+                f"claims (p_holm = {row['p_holm']:.3g}, not below {ONE_SIDED:g})")  # fmt: skip
+    whose = "a set's own interval (after Holm over the sets) lies" if on_every_set else "its own interval lies"
     adjusted = note.rsplit("adjusted: ", 1)[-1].rstrip(")")
-    return (
-        f"its own interval lies beyond the threshold against the paper, but not after Holm's correction over the primary "
-        f"claims (the p against the paper, adjusted, is {adjusted}, not below {ONE_SIDED:g})"
-    )
+    return (f"{whose} beyond the threshold against the paper, but not after Holm's correction over the primary claims (the p "
+            f"against the paper, adjusted, is {adjusted}, not below {ONE_SIDED:g})")  # fmt: skip
 
 
 def judge_claim(claim_id: str, values, note: str = "", bound: float | None = None) -> list[dict]:
@@ -237,7 +238,7 @@ def save(rows: list[dict], out_dir=None) -> None:
 
 def scorecard(report_dir) -> pd.DataFrame:
     """Every claim's summary row (or 'not run'), each followed by its per-set rows; the primary
-    claims' "reproduced" verdicts hold the family-wise error at 5% (Holm over the primaries' p)."""
+    claims' verdicts are adjusted by Holm over the family (adjust_primaries)."""
     recorded: dict[str, list[dict]] = {}
     for path in sorted(Path(report_dir).glob("*/claims.jsonl")):
         for line in path.read_text().splitlines():
@@ -255,8 +256,9 @@ def scorecard(report_dir) -> pd.DataFrame:
 def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
     """Holm over the primary claims' summary p-values, both ways: a primary stays "reproduced" only if
     its adjusted p is below 0.025 (one-sided), and "contradicted" only if its adjusted p against the
-    paper's direction is, which holds the family-wise rate of false verdicts of either kind at 2.5%;
-    the others keep their own p ("secondary, unadjusted")."""
+    paper's direction is: the family-wise rate of false "reproduced" verdicts is held at 2.5%, and so
+    is that of false "contradicted" ones (of either kind, at most 5%); the others keep their own p
+    ("secondary, unadjusted")."""
     card = card.copy()
     primary = (card["family"] == PRIMARY) & (card["scope"] == "all")
     card.loc[primary, "p_holm"] = holm(card.loc[primary, "p"].astype(float).to_numpy())
@@ -269,8 +271,8 @@ def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
         card.loc[index, "verdict"] = "contradicted" if kept else "inconclusive"
         card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted {AFTER_HOLM} "
                                    f"(p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
-    unsized = (card["verdict"] == "inconclusive") & card["detectable"].isna() & primary
-    for index in card.index[unsized]:  # demoted by Holm: an inconclusive row still says what it could have detected
+    demoted_now = card["note"].astype(str).str.contains(f"not (?:reproduced|contradicted) {AFTER_HOLM}", regex=True)
+    for index in card.index[primary & demoted_now & card["detectable"].isna()]:  # demoted: still says what it could detect
         card.loc[index, "detectable"] = _detectable(card, index)
     return card
 
@@ -280,18 +282,25 @@ def _detectable(card: pd.DataFrame, index) -> float:
     set, the largest of its sets' (the intersection-union test is as weak as its weakest set)."""
     sets = card[(card["claim"] == card.loc[index, "claim"]) & (card["scope"] != "all")]
     rows = [card.loc[index]] if sets.empty else [row for _, row in sets.iterrows()]
-    sizes = [detectable_effect(row["ci_low"], row["ci_high"], row["n"] - 1) for row in rows if row["n"] >= 2]
+    sized = [row for row in rows if row["n"] >= 2 and row["ci_high"] > row["ci_low"]]  # no spread: no test, no size
+    sizes = [detectable_effect(row["ci_low"], row["ci_high"], row["n"] - 1) for row in sized]
     return max(sizes, default=float("nan"))
 
 
 def _p_against(card: pd.DataFrame, index) -> float:
     """A summary row's one-sided p against the paper's direction: 1 - p for one set of runs; for a
     claim on every set, the smallest per-set p against, Holm-adjusted over the sets (its first step:
-    D times it), the set on which `stats.every_set` says "contradicted"."""
-    sets = card[(card["claim"] == card.loc[index, "claim"]) & (card["scope"] != "all")]
-    if len(sets):
-        return float(min(1.0, len(sets) * (1.0 - sets["p"].astype(float)).min()))
-    return 1.0 - float(card.loc[index, "p"])
+    D times it, D the sets with a p), the set on which `stats.every_set` says "contradicted"."""
+    row = card.loc[index]
+    if not str(row["test"]).startswith(EVERY_SET_TEST):
+        return 1.0 - float(row["p"])
+    sets = card[(card["claim"] == row["claim"]) & (card["scope"] != "all")]
+    if sets.empty:  # without the per-set rows the smallest p could not be adjusted over the sets
+        raise UserError(f"claim {row['claim']!r} is judged on every set, but the card holds none of its per-set rows")
+    against = 1.0 - sets["p"].astype(float).dropna()
+    if against.empty:  # no set has a test (no spread): nothing to adjust
+        return float("nan")
+    return float(min(1.0, len(against) * against.min()))
 
 
 def forest_order(card: pd.DataFrame) -> pd.DataFrame:

@@ -240,6 +240,8 @@ def format_summary(summary: pd.DataFrame) -> str:
     over seeds. The dense baselines' columns appear only where they were trained."""
 
     def points(mean, sd=None, sign="+"):
+        if mean != mean:  # not run (the fixed comparison without the paper's alpha in the grid)
+            return "-"
         return f"{100 * mean:{sign}.2f}" + ("" if sd is None else f" +- {100 * sd:.2f}")
 
     table = pd.DataFrame({

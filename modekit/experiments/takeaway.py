@@ -40,6 +40,8 @@ def why(top, sets: pd.DataFrame) -> str:
         return f"Every set's interval lies within {rope:.1f} points of zero: no difference worth acting on."
     if (sets.verdict == "reproduced").all():
         return f"Every set was reproduced on its own, but not after Holm over the primary family (`p_holm` {top.p_holm:.3g})."
+    if f"not contradicted {claims.AFTER_HOLM}" in str(top.note):
+        return f"MoE beat MoDE on {named}, beyond chance over the sets, but not after Holm over the primary family."
     if (sets.verdict == "contradicted").any():
         return f"MoE beat MoDE on {named} on its own, but not after Holm over the sets."
     if len(sets) == 1:
