@@ -75,7 +75,7 @@ def test_a_loss_that_holm_over_the_primary_family_does_not_keep_says_so():
     assert alone["verdict"] == "contradicted"
     card = _card({"tabular": {"a": level, "b": borderline}, "image": {"c": level[:5]}})
     top = card[(card.claim == "mode_beats_moe_tabular") & (card.scope == "all")].iloc[0]
-    assert top.verdict == "inconclusive" and claims.demoted_by_holm(card) == ["mode_beats_moe_tabular"]
+    assert top.verdict == "inconclusive" and list(card.claim[claims.demoted(card)]) == ["mode_beats_moe_tabular"]
     line = _line(mode_beats_moe_takeaway(card, NO_TUNING, ["tabular"]), "tabular")
     assert "beyond chance over the sets, but not after Holm over the primary family" in line
     said = claims.describe(top.to_dict())

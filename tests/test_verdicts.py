@@ -219,22 +219,23 @@ def test_case_6b_a_primary_contradiction_is_held_by_holm_against_the_paper():
         return card[card.scope == "all"].set_index("claim")
 
     clear = card_with([-0.30, -0.31, -0.29, -0.30, -0.32])
-    assert clear.verdict[ones] == "contradicted" and "adjusted: " in clear.note[ones]
+    assert clear.verdict[ones] == "contradicted" and clear.p_against_holm[ones] < stats.ONE_SIDED
     borderline = np.array([-0.02, -0.01, -0.015, -0.03, -0.005])
     assert claims.judge_claim(ones, borderline)[0]["verdict"] == "contradicted", "alone it is contradicted"
     demoted = card_with(borderline)
-    assert demoted.verdict[ones] == "inconclusive" and "not contradicted after Holm" in demoted.note[ones]
+    assert demoted.verdict[ones] == "inconclusive" and demoted.own_verdict[ones] == "contradicted"
+    assert demoted.p_against_holm[ones] >= stats.ONE_SIDED
     alone = stats.judge(borderline, 0.0)
     assert demoted.detectable[ones] > 0 and demoted.detectable[ones] == pytest.approx(
         stats.detectable_effect(alone.ci_low, alone.ci_high, 4)
     )
     said = claims.describe(demoted.reset_index().set_index("claim", drop=False).loc[ones].to_dict())
     assert "its own interval lies beyond the threshold against the paper, but not after Holm's correction" in said, said
-    assert claims.demoted_by_holm(demoted.reset_index()) == [ones] and claims.demoted_by_holm(clear.reset_index()) == []
+    assert claims.demoted(demoted.reset_index()).tolist() == [True, False, False, False] and not claims.demoted(clear.reset_index()).any()
     unadjusted = claims.describe(claims.judge_claim(ones, borderline)[0])
     assert "primary, unadjusted here" in unadjusted and "**contradicted**" in unadjusted
     flat = card_with([0.1, 0.1, 0.1, 0.1, 0.1])  # no spread: inconclusive with no test, so no size either
-    assert flat.verdict[ones] == "inconclusive" and flat.detectable.isna()[ones] and ones not in claims.demoted_by_holm(flat.reset_index())
+    assert flat.verdict[ones] == "inconclusive" and flat.detectable.isna()[ones] and not claims.demoted(flat.reset_index()).any()
     with pytest.raises(UserError, match="none of its per-set rows"):  # on every set: the sets' p are needed to adjust
         claims.adjust_primaries(pd.DataFrame([claims.judge_claim("mode_beats_moe_text", {"a": borderline, "b": borderline})[0]],
                                              columns=claims.COLUMNS))  # fmt: skip

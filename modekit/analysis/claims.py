@@ -92,7 +92,10 @@ CLAIMS = [
 ]  # fmt: skip
 BY_ID = {claim.id: claim for claim in CLAIMS}
 COLUMNS = ["claim", "family", "scope", "statement", "paper", "paper_value", "source", "deviation", "measured", "unit", "threshold",
-           "effect", "ci_low", "ci_high", "p", "p_holm", "n", "test", "verdict", "detectable", "note"]  # fmt: skip
+           "effect", "ci_low", "ci_high", "p", "p_holm", "p_against_holm", "n", "test", "verdict", "own_verdict", "detectable",
+           "note"]  # fmt: skip
+# own_verdict: the verdict a row's runs give on their own; a primary's `verdict` is that after Holm over the family
+# (p_holm: Holm over the p in the paper's direction; p_against_holm: over the p against it)
 SHOWN = ["claim", "scope", "paper", "source", "threshold", "effect", "ci_low", "ci_high", "p", "n", "verdict", "detectable"]
 OVERHEAD = "dispatch overhead"  # the verdict of a speedup beyond its FLOP bound: not the paper's effect
 
@@ -101,7 +104,7 @@ def _row(claim: Claim, scope: str, evidence: Evidence, note: str) -> dict:
     return {"claim": claim.id, "family": claim.family if scope == "all" else "per set", "scope": scope, "statement": claim.statement,
             "paper": claim.paper, "paper_value": claim.paper_value, "source": claim.source, "deviation": claim.deviation,
             "measured": claim.measured, "unit": claim.unit, "threshold": claim.threshold, **evidence.to_dict(),
-            "p_holm": float("nan"), "note": note}  # fmt: skip
+            "p_holm": float("nan"), "p_against_holm": float("nan"), "own_verdict": evidence.verdict, "note": note}  # fmt: skip
 
 
 MEANING = {
@@ -115,7 +118,6 @@ MEANING = {
 
 
 EVERY_SET_TEST = "every set must be reproduced"
-AFTER_HOLM = "after Holm over the primary claims"  # a demoted primary's note: "not reproduced ..." or "not contradicted ..."
 EVERY_SET_MEANING = {
     "reproduced": "every set's own interval lies beyond the threshold in the paper's direction",
     "contradicted": "on at least one set the interval lies beyond the threshold against the paper (after Holm over the sets)",
@@ -168,27 +170,26 @@ def describe(row: dict) -> str:
     return text + paper + "."
 
 
-def demoted_by_holm(card: pd.DataFrame) -> list[str]:
-    """The primary claims whose own verdict Holm's correction over the family changed (adjust_primaries)."""
-    notes = card["note"].astype(str)
-    return list(card.claim[notes.str.contains(f"not (?:reproduced|contradicted) {AFTER_HOLM}", regex=True)])
+def demoted(card: pd.DataFrame) -> pd.Series:
+    """Per row: Holm's correction over the primary family changed its own verdict (adjust_primaries)."""
+    own = card.get("own_verdict", pd.Series(None, index=card.index))  # a card from before the column: nothing demoted
+    return own.notna() & (own != card["verdict"]) & (card["family"] == PRIMARY)
 
 
 def _holm_demotion(row: dict) -> str | None:
-    """Why a primary reads "inconclusive" although its own interval excludes the threshold: Holm's
-    correction over the primary claims (adjust_primaries says so in the row's note); else None."""
-    note = str(row.get("note", ""))
-    if row["verdict"] != "inconclusive" or AFTER_HOLM not in note:
+    """Why a primary reads "inconclusive" although its own runs gave a verdict: Holm's correction
+    over the primary claims; else None."""
+    own = row.get("own_verdict")
+    if row["verdict"] == own or row.get("family") != PRIMARY or own not in ("reproduced", "contradicted"):
         return None
     on_every_set = str(row.get("test", "")).startswith(EVERY_SET_TEST)
-    if f"not reproduced {AFTER_HOLM}" in note:
+    if own == "reproduced":
         whose = "every set's own interval lies" if on_every_set else "its own interval lies"
         return (f"{whose} beyond the threshold in the paper's direction, but not after Holm's correction over the primary "
                 f"claims (p_holm = {row['p_holm']:.3g}, not below {ONE_SIDED:g})")  # fmt: skip
     whose = "a set's own interval (after Holm over the sets) lies" if on_every_set else "its own interval lies"
-    adjusted = note.rsplit("adjusted: ", 1)[-1].rstrip(")")
     return (f"{whose} beyond the threshold against the paper, but not after Holm's correction over the primary claims (the p "
-            f"against the paper, adjusted, is {adjusted}, not below {ONE_SIDED:g})")  # fmt: skip
+            f"against the paper, adjusted, is {row['p_against_holm']:.3g}, not below {ONE_SIDED:g})")  # fmt: skip
 
 
 def judge_claim(claim_id: str, values, note: str = "", bound: float | None = None) -> list[dict]:
@@ -260,27 +261,28 @@ def adjust_primaries(card: pd.DataFrame) -> pd.DataFrame:
     is that of false "contradicted" ones (of either kind, at most 5%); the others keep their own p
     ("secondary, unadjusted")."""
     card = card.copy()
+    card["own_verdict"] = card["own_verdict"].fillna(card["verdict"])  # rows recorded before the column: their verdict
     primary = (card["family"] == PRIMARY) & (card["scope"] == "all")
     card.loc[primary, "p_holm"] = holm(card.loc[primary, "p"].astype(float).to_numpy())
-    demoted = primary & (card["verdict"] == "reproduced") & ~(card["p_holm"] < ONE_SIDED)
-    card.loc[demoted, "verdict"] = "inconclusive"
-    card.loc[demoted, "note"] = (card.loc[demoted, "note"].astype(str) + f"; not reproduced {AFTER_HOLM}").str.lstrip("; ")
-    against = pd.Series(holm([_p_against(card, index) for index in card.index[primary]]), index=card.index[primary])
-    for index in card.index[primary & (card["verdict"] == "contradicted")]:
-        kept = against[index] < ONE_SIDED
-        card.loc[index, "verdict"] = "contradicted" if kept else "inconclusive"
-        card.loc[index, "note"] = (f"{card.loc[index, 'note']}; {'' if kept else 'not '}contradicted {AFTER_HOLM} "
-                                   f"(p against the paper's direction, adjusted: {against[index]:.3g})").lstrip("; ")  # fmt: skip
-    demoted_now = card["note"].astype(str).str.contains(f"not (?:reproduced|contradicted) {AFTER_HOLM}", regex=True)
-    for index in card.index[primary & demoted_now & card["detectable"].isna()]:  # demoted: still says what it could detect
+    card.loc[primary, "p_against_holm"] = holm([_p_against(card, index) for index in card.index[primary]])
+    unproven = ((card["own_verdict"] == "reproduced") & ~(card["p_holm"] < ONE_SIDED)) | (
+        (card["own_verdict"] == "contradicted") & ~(card["p_against_holm"] < ONE_SIDED)
+    )
+    card.loc[primary & unproven, "verdict"] = "inconclusive"
+    for index in card.index[demoted(card) & card["detectable"].isna()]:  # demoted: still says what it could have detected
         card.loc[index, "detectable"] = _detectable(card, index)
     return card
+
+
+def _per_set(card: pd.DataFrame, claim: str) -> pd.DataFrame:
+    """The per-set rows of a claim judged on every set (empty for a claim on one set of runs)."""
+    return card[(card["claim"] == claim) & (card["scope"] != "all")]
 
 
 def _detectable(card: pd.DataFrame, index) -> float:
     """A summary row's smallest detectable effect from its interval (df = n - 1); for a claim on every
     set, the largest of its sets' (the intersection-union test is as weak as its weakest set)."""
-    sets = card[(card["claim"] == card.loc[index, "claim"]) & (card["scope"] != "all")]
+    sets = _per_set(card, card.loc[index, "claim"])
     rows = [card.loc[index]] if sets.empty else [row for _, row in sets.iterrows()]
     sized = [row for row in rows if row["n"] >= 2 and row["ci_high"] > row["ci_low"]]  # no spread: no test, no size
     sizes = [detectable_effect(row["ci_low"], row["ci_high"], row["n"] - 1) for row in sized]
@@ -294,7 +296,7 @@ def _p_against(card: pd.DataFrame, index) -> float:
     row = card.loc[index]
     if not str(row["test"]).startswith(EVERY_SET_TEST):
         return 1.0 - float(row["p"])
-    sets = card[(card["claim"] == row["claim"]) & (card["scope"] != "all")]
+    sets = _per_set(card, row["claim"])
     if sets.empty:  # without the per-set rows the smallest p could not be adjusted over the sets
         raise UserError(f"claim {row['claim']!r} is judged on every set, but the card holds none of its per-set rows")
     against = 1.0 - sets["p"].astype(float).dropna()

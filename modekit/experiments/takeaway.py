@@ -38,9 +38,9 @@ def why(top, sets: pd.DataFrame) -> str:
         return f"MoE beat MoDE on {named}, beyond chance after Holm over the sets."
     if top.verdict == "equivalent":
         return f"Every set's interval lies within {rope:.1f} points of zero: no difference worth acting on."
-    if (sets.verdict == "reproduced").all():
+    if top.own_verdict == "reproduced":  # every set reproduced on its own, not after Holm over the family
         return f"Every set was reproduced on its own, but not after Holm over the primary family (`p_holm` {top.p_holm:.3g})."
-    if f"not contradicted {claims.AFTER_HOLM}" in str(top.note):
+    if top.own_verdict == "contradicted":  # contradicted over the sets, not after Holm over the family (claims.demoted)
         return f"MoE beat MoDE on {named}, beyond chance over the sets, but not after Holm over the primary family."
     if (sets.verdict == "contradicted").any():
         return f"MoE beat MoDE on {named} on its own, but not after Holm over the sets."

@@ -130,11 +130,10 @@ def accuracy_claims(kd: pd.DataFrame, dense: pd.Series, moe: pd.Series, svd_afte
     if meaningful:
         ratio, r_low, r_high = stats.fieller_ratio(svd_after - dense, moe - dense)
         interval = f"[{100 * r_low:.0f}%, {100 * r_high:.0f}%]" if np.isfinite([r_low, r_high]).all() else "unbounded"
-        share = (
-            f"{100 * ratio:.0f}% of the benefit kept" if ratio >= 0
-            else "below the dense model, none of the benefit kept" if np.isfinite(r_high) and r_high < 0
-            else "below the dense model on average, though the interval of the benefit kept reaches above 0"
-        )  # fmt: skip
+        share = f"{100 * ratio:.0f}% of the benefit kept"
+        if ratio < 0:  # "none kept" only when the whole interval lies below 0
+            whole = np.isfinite(r_high) and r_high < 0
+            share = "below the dense model, " + ("none of the benefit kept" if whole else "on average; the interval reaches above 0")
         text += f": {share} (ratio of means {100 * ratio:.0f}%, Fieller 95% interval {interval})"
     per_method = [r for r in rows if r["claim"] == "svd_best_gathering" and r["scope"] != "all"]
     groups = {
